@@ -1,0 +1,230 @@
+"""Plain dataclasses that flow from sources to sinks.
+
+Sources (GPU readers, the classifier, the LLM proxy) build these; sinks (storage, telemetry, the
+API) only read them. A value the hardware or backend did not report is ``None``, never 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Workload(StrEnum):
+    """What a GPU process is doing."""
+
+    GAMING = "gaming"
+    LLM_INFERENCE = "llm_inference"
+    ML_TRAINING = "ml_training"
+    GENERAL_COMPUTE = "general_compute"
+
+
+class Outcome(StrEnum):
+    """How an LLM request ended."""
+
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """The workload of a process and the evidence that decided it."""
+
+    workload: Workload
+    reason: str
+    model: str | None = None  # LLM model name when the cmdline or backend tells it
+    steam_app_id: int | None = None
+    container: str | None = None  # e.g. "docker:3f2a..." or "k8s:pod-uid"
+
+
+@dataclass(frozen=True, slots=True)
+class GpuProcess:
+    """One process on one GPU, as the GPU source saw it."""
+
+    pid: int
+    name: str | None = None
+    gpu_memory_bytes: int | None = None
+    sm_utilization_percent: float | None = None
+    # "compute", "graphics" or "compute+graphics": which NVML list(s) reported it.
+    kind: str = "compute"
+    user: str | None = None
+    started_at: float | None = None  # epoch seconds, from the OS; detects pid reuse
+    classification: Classification | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GpuSample:
+    """One reading of one GPU at one time.
+
+    ``up`` is False when the GPU could not be read at all (lost, driver gone); then ``error``
+    says why and every reading is None. ``processes`` is None when the process list is unknown
+    (e.g. a binding/driver mismatch), and an empty tuple when there are none.
+    """
+
+    gpu_id: int
+    timestamp: float  # epoch seconds
+    uuid: str | None = None
+    name: str | None = None
+    simulated: bool = False
+    up: bool = True
+    error: str | None = None
+    utilization_percent: float | None = None
+    memory_utilization_percent: float | None = None
+    memory_used_bytes: int | None = None
+    memory_total_bytes: int | None = None
+    memory_free_bytes: int | None = None
+    temperature_celsius: float | None = None
+    power_watts: float | None = None
+    power_limit_watts: float | None = None
+    fan_percent: float | None = None
+    clock_graphics_mhz: int | None = None
+    clock_sm_mhz: int | None = None
+    clock_memory_mhz: int | None = None
+    performance_state: int | None = None  # P0 = 0 ... P15 = 15
+    encoder_utilization_percent: float | None = None
+    decoder_utilization_percent: float | None = None
+    pcie_tx_bytes_per_second: int | None = None
+    pcie_rx_bytes_per_second: int | None = None
+    # Active clock-event (throttle) reasons by short name, e.g. ("sw_power_cap", "hw_slowdown").
+    throttle_reasons: tuple[str, ...] | None = None
+    energy_joules: float | None = None  # total since driver load
+    ecc_errors_corrected: int | None = None
+    ecc_errors_uncorrected: int | None = None
+    processes: tuple[GpuProcess, ...] | None = ()
+
+    @property
+    def memory_percent(self) -> float | None:
+        if self.memory_used_bytes is None or not self.memory_total_bytes:
+            return None
+        return 100.0 * self.memory_used_bytes / self.memory_total_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Every GPU at one poll, plus which source produced it."""
+
+    timestamp: float
+    source: str  # "nvml", "nvidia-smi", "simulated" or "none"
+    gpus: tuple[GpuSample, ...] = ()
+    message: str | None = None  # why there are no GPUs, when there are none
+    poll_seconds: float | None = None  # how long the poll took
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessEvent:
+    """A process appearing on (``start``) or leaving (``end``) a GPU."""
+
+    timestamp: float
+    event: str  # "start" | "end"
+    gpu_id: int
+    gpu_uuid: str | None
+    pid: int
+    name: str | None
+    workload: Workload
+    reason: str
+    user: str | None = None
+    container: str | None = None
+    model: str | None = None
+    steam_app_id: int | None = None
+    process_started_at: float | None = None
+    gpu_memory_peak_bytes: int | None = None
+    duration_seconds: float | None = None  # on end events
+
+
+@dataclass(slots=True)
+class LlmSession:
+    """One request through the LLM proxy, measured at the proxy.
+
+    Counts and rates the backend did not report stay None.
+    """
+
+    id: str
+    model: str | None
+    endpoint: str  # request path, e.g. "/api/chat"
+    started_at: float  # epoch seconds
+    outcome: Outcome = Outcome.COMPLETED
+    kind: str = "generation"  # "generation", "embedding", "load", "unload"
+    backend: str = "ollama"  # "ollama" or "openai"
+    status_code: int | None = None
+    streamed: bool = False
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    prompt_cached_tokens: int | None = None
+    tokens_per_second: float | None = None  # decode rate
+    prefill_tokens_per_second: float | None = None
+    ttft_ms: float | None = None  # proxy-measured, first chunk with content
+    ttfb_ms: float | None = None
+    mean_chunk_gap_ms: float | None = None
+    duration_ms: float | None = None
+    load_duration_ms: float | None = None
+    prompt_eval_duration_ms: float | None = None
+    eval_duration_ms: float | None = None
+    done_reason: str | None = None
+    error: str | None = None
+    client: str = "local"  # "local" or "remote", never the address
+    prompt_text: str | None = None  # only with ollama.store_prompts
+    response_text: str | None = None
+
+    @property
+    def total_tokens(self) -> int | None:
+        if self.prompt_tokens is None and self.completion_tokens is None:
+            return None
+        return (self.prompt_tokens or 0) + (self.completion_tokens or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedModel:
+    """A model resident in the LLM backend (Ollama ``/api/ps``)."""
+
+    name: str
+    size_bytes: int | None
+    vram_bytes: int | None
+    context_length: int | None = None
+    expires_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEvent:
+    """A model being loaded into, or unloaded from, the backend."""
+
+    timestamp: float
+    event: str  # "load" | "unload"
+    model: str
+    size_bytes: int | None = None
+    vram_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """An alert changing state: ``firing`` when it starts, ``resolved`` when it clears."""
+
+    timestamp: float
+    rule: str  # "temperature", "memory", "gpu_down", "throttle", "ecc", "poll_stalled"
+    state: str  # "firing" | "resolved"
+    severity: str  # "warning" | "critical"
+    message: str
+    gpu_id: int | None = None
+    value: float | None = None
+    threshold: float | None = None
+
+
+@dataclass(slots=True)
+class WeeklySummary:
+    """Per GPU (or per model, for LLM rows) and ISO week."""
+
+    week: str  # "2026-W48"
+    gpu_id: int | None
+    model: str | None = None
+    hours_active: float | None = None
+    avg_utilization_percent: float | None = None
+    peak_utilization_percent: float | None = None
+    avg_memory_used_bytes: float | None = None
+    peak_memory_used_bytes: int | None = None
+    avg_temperature_celsius: float | None = None
+    peak_temperature_celsius: float | None = None
+    energy_wh: float | None = None
+    workload_seconds: dict[str, float] = field(default_factory=dict)
+    llm_sessions: int | None = None
+    llm_tokens: int | None = None
