@@ -1,0 +1,36 @@
+"""The service's live state: the latest of everything, written by the loop, read by sinks.
+
+Only the service loop writes here (on the event loop); the API, Prometheus collector and OTLP
+exporter read it. Values are replaced whole (immutable snapshots), never mutated in place, so a
+reader on another thread always sees a consistent object.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from gpm.model import Alert, LoadedModel, Snapshot
+
+
+@dataclass(slots=True)
+class Health:
+    """GPM's own health, for ``/metrics`` and the poll-stalled alert."""
+
+    started_at: float = 0.0
+    last_poll_at: float | None = None  # when the last poll finished
+    last_success_at: float | None = None  # last poll that read at least one GPU or had none
+    last_poll_seconds: float | None = None
+    polls: int = 0
+    polls_skipped: int = 0  # overran their slot
+    errors: Counter[str] = field(default_factory=Counter)  # by kind: "nvml", "storage", ...
+
+
+@dataclass(slots=True)
+class LiveState:
+    snapshot: Snapshot | None = None
+    models: tuple[LoadedModel, ...] = ()
+    backend_up: bool | None = None  # None: not polled (proxy off)
+    backend_version: str | None = None
+    active_alerts: tuple[Alert, ...] = ()
+    health: Health = field(default_factory=Health)
