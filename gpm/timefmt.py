@@ -28,3 +28,24 @@ def parse_rfc3339(text: str) -> float:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_since(text: str, now: float) -> float:
+    """``24h``, ``30m``, ``7d``, ``2w`` (ago) or an RFC3339 date -> epoch seconds."""
+    raw = text.strip().lower()
+    if raw and raw[-1] in _UNITS:
+        try:
+            amount = float(raw[:-1])
+        except ValueError:
+            amount = -1.0
+        if amount >= 0:
+            return now - amount * _UNITS[raw[-1]]
+    try:
+        return parse_rfc3339(text)
+    except ValueError:
+        raise ValueError(
+            f"not a duration or date: {text!r} (use e.g. 30m, 24h, 7d or 2026-11-27T10:00:00Z)"
+        ) from None

@@ -1,0 +1,5 @@
+"""``python -m gpm``."""
+
+from gpm.cli import main
+
+raise SystemExit(main())

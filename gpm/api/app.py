@@ -1,0 +1,329 @@
+"""The FastAPI app: thin routes over the live state and the storage queries.
+
+Routes are plain ``def`` functions where they read SQLite, so FastAPI runs them in its thread
+pool and the event loop never waits on the database.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import socket
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+
+from gpm import __version__
+from gpm.api import schemas
+from gpm.api.stream import Broadcaster
+from gpm.config import Config, is_loopback
+from gpm.model import Snapshot
+from gpm.state import LiveState
+from gpm.storage.queries import Queries
+from gpm.timefmt import parse_rfc3339, to_rfc3339
+from gpm.views import (
+    alert_view,
+    model_view,
+    process_event_view,
+    process_view,
+    session_view,
+    snapshot_view,
+)
+
+log = logging.getLogger("gpm.api")
+
+STATIC_DIR = Path(__file__).parent / "static"
+MAX_RANGE_SECONDS = 366 * 86400.0
+MAX_HOURS = 8784.0
+DAY = 86400.0
+
+Hours = Annotated[float, Query(gt=0, le=MAX_HOURS, description="hours back from now (0, 8784]")]
+GpuId = Annotated[int, Query(ge=0, le=1023, description="GPU index")]
+Date = Annotated[str | None, Query(description="RFC3339, e.g. 2026-11-27T10:00:00Z")]
+
+
+@dataclass
+class ApiContext:
+    """What the routes read. ``state`` is None in ``gpm-server`` (it reads the database)."""
+
+    config: Config
+    queries: Queries
+    hub: Broadcaster
+    state: LiveState | None = None
+    simulated: bool = False
+    static_dir: Path = STATIC_DIR
+    clock: Callable[[], float] = time.time
+
+
+def _unprocessable(param: str, problem: str) -> HTTPException:
+    return HTTPException(status_code=422, detail=f"{param}: {problem}")
+
+
+def _time_range(start_date: str | None, end_date: str | None, now: float,
+                default_seconds: float = DAY) -> tuple[float, float]:
+    """Parse an optional RFC3339 range; defaults to the last day; 422 naming the parameter."""
+    try:
+        end = parse_rfc3339(end_date) if end_date else now
+    except ValueError as exc:
+        raise _unprocessable("end_date", str(exc)) from None
+    try:
+        start = parse_rfc3339(start_date) if start_date else end - default_seconds
+    except ValueError as exc:
+        raise _unprocessable("start_date", str(exc)) from None
+    if end <= start:
+        raise _unprocessable("end_date", "must be after start_date")
+    if end - start > MAX_RANGE_SECONDS:
+        raise _unprocessable("start_date", "range longer than 366 days")
+    return start, end
+
+
+def _iso_fields(obj: Any, keys: tuple[str, ...] = ("timestamp", "start", "end")) -> Any:
+    """Epoch floats from the queries -> RFC3339, recursively, for the named keys."""
+    if isinstance(obj, dict):
+        return {k: (to_rfc3339(v) if k in keys and isinstance(v, int | float) else
+                    _iso_fields(v, keys)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_iso_fields(v, keys) for v in obj]
+    return obj
+
+
+def create_app(ctx: ApiContext) -> FastAPI:
+    cfg = ctx.config
+    app = FastAPI(
+        title="GPM",
+        version=__version__,
+        description="GPU and LLM monitor: live readings, history, LLM sessions and alerts.",
+    )
+    app.state.ctx = ctx
+    _add_security(app, cfg)
+
+    @app.exception_handler(sqlite3.Error)
+    async def _db_error(_: Request, exc: sqlite3.Error) -> JSONResponse:
+        log.warning("database read failed: %s", exc)
+        return JSONResponse({"detail": f"database unavailable: {exc}"}, status_code=503)
+
+    def snapshot() -> Snapshot | None:
+        if ctx.state is not None:
+            return ctx.state.snapshot
+        return ctx.queries.latest_snapshot()
+
+    def known_gpu(gpu_id: int) -> None:
+        snap = snapshot()
+        ids = {g.gpu_id for g in snap.gpus} if snap else set()
+        if gpu_id not in ids:
+            ids |= {row[0] for row in ctx.queries.gpu_ids()}
+        if gpu_id not in ids:
+            raise HTTPException(status_code=404, detail=f"gpu_id: no GPU with id {gpu_id}")
+
+    @app.get("/api/info", response_model=schemas.Info, tags=["gpus"])
+    def info() -> dict[str, Any]:
+        snap = snapshot()
+        gpus = [{"gpu_id": g.gpu_id, "uuid": g.uuid, "name": g.name} for g in snap.gpus] \
+            if snap else []
+        held = ctx.queries.data_range()
+        return {
+            "version": __version__,
+            "hostname": socket.gethostname(),
+            "simulated": ctx.simulated or bool(snap and any(g.simulated for g in snap.gpus)),
+            "gpu_source": snap.source if snap else "none",
+            "gpu_count": len(gpus),
+            "gpus": gpus,
+            "database_path": str(cfg.database_path),
+            "data_range": {"oldest": to_rfc3339(held[0]) if held else None,
+                           "newest": to_rfc3339(held[1]) if held else None},
+            "parts": {
+                "proxy": cfg.ollama.enabled and cfg.ollama.enable_proxy,
+                "prometheus": cfg.telemetry.enable_prometheus,
+                "opentelemetry": cfg.telemetry.enable_opentelemetry,
+                "archival": cfg.storage.enable_parquet_archival,
+                "alerts": True,
+            },
+            "poll_interval_secs": cfg.service.poll_interval_secs,
+            "thresholds": {
+                "temp_threshold_celsius": cfg.alerts.temp_threshold_celsius,
+                "memory_threshold_percent": cfg.alerts.memory_threshold_percent,
+            },
+            "message": snap.message if snap else "no reading yet",
+        }
+
+    @app.get("/api/realtime", response_model=schemas.Realtime, tags=["gpus"])
+    def realtime() -> dict[str, Any]:
+        return snapshot_view(snapshot())
+
+    @app.get("/api/stream", tags=["gpus"], response_class=StreamingResponse,
+             responses={200: {"content": {"text/event-stream": {}},
+                              "description": "one `snapshot` event per poll"}})
+    async def stream() -> StreamingResponse:
+        return StreamingResponse(
+            ctx.hub.subscribe(), media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @app.get("/api/processes", response_model=schemas.ProcessesNow, tags=["gpus"])
+    def processes() -> dict[str, Any]:
+        snap = snapshot()
+        items = []
+        for g in snap.gpus if snap else ():
+            for p in g.processes or ():
+                items.append({"gpu_id": g.gpu_id, **process_view(p, snap.timestamp)})  # type: ignore[union-attr]
+        return {"timestamp": to_rfc3339(snap.timestamp) if snap else None, "processes": items}
+
+    @app.get("/api/historical", response_model=schemas.Historical, tags=["history"])
+    def historical(hours: Hours = 1.0, gpu_id: GpuId | None = None) -> Any:
+        if gpu_id is not None:
+            known_gpu(gpu_id)
+        now = ctx.clock()
+        return _iso_fields(ctx.queries.historical(now - hours * 3600, now, gpu_id=gpu_id))
+
+    @app.get("/api/chart", response_model=schemas.Chart, tags=["history"])
+    def chart(
+        gpu_id: GpuId,
+        hours: Hours = 1.0,
+        points: Annotated[int, Query(ge=10, le=2000)] = 500,
+    ) -> Any:
+        known_gpu(gpu_id)
+        now = ctx.clock()
+        return _iso_fields(ctx.queries.chart(gpu_id, now - hours * 3600, now, points=points))
+
+    @app.get("/api/heatmap", response_model=schemas.Heatmap, tags=["history"])
+    def heatmap(gpu_id: GpuId, days: Annotated[int, Query(ge=1, le=366)] = 7) -> Any:
+        known_gpu(gpu_id)
+        now = ctx.clock()
+        return ctx.queries.heatmap(gpu_id, now - days * DAY, now)
+
+    @app.get("/api/process-events", response_model=schemas.ProcessEvents, tags=["history"])
+    def process_events(
+        start_date: Date = None, end_date: Date = None, gpu_id: GpuId | None = None,
+        limit: Annotated[int, Query(ge=1, le=10000)] = 500,
+    ) -> dict[str, Any]:
+        start, end = _time_range(start_date, end_date, ctx.clock())
+        events = ctx.queries.process_events(start, end, gpu_id=gpu_id, limit=limit)
+        return {"events": [process_event_view(e) for e in events]}
+
+    @app.get("/api/llm-sessions", response_model=schemas.Sessions, tags=["llm"])
+    def llm_sessions(
+        start_date: Date = None, end_date: Date = None,
+        model: Annotated[str | None, Query(max_length=256)] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    ) -> dict[str, Any]:
+        start, end = _time_range(start_date, end_date, ctx.clock())
+        total, sessions = ctx.queries.sessions(start, end, model=model, limit=limit,
+                                               offset=offset)
+        return {"total": total, "sessions": [session_view(s) for s in sessions]}
+
+    @app.get("/api/llm-stats", response_model=schemas.LlmStats, tags=["llm"])
+    def llm_stats(hours: Hours = 24.0) -> dict[str, Any]:
+        now = ctx.clock()
+        return {"hours": hours, **ctx.queries.llm_stats(now - hours * 3600, now)}
+
+    @app.get("/api/models", response_model=schemas.Models, tags=["llm"])
+    def models() -> dict[str, Any]:
+        st = ctx.state
+        return {
+            "backend_up": st.backend_up if st else None,
+            "backend_version": st.backend_version if st else None,
+            "models": [model_view(m) for m in st.models] if st else [],
+        }
+
+    @app.get("/api/alerts", response_model=schemas.Alerts, tags=["alerts"])
+    def alerts(hours: Hours = 24.0) -> dict[str, Any]:
+        now = ctx.clock()
+        events = ctx.queries.alerts(now - hours * 3600, now)
+        if ctx.state is not None:
+            active = list(ctx.state.active_alerts)
+        else:  # gpm-server: what fired and has not resolved since
+            latest: dict[tuple[str, int | None], Any] = {}
+            for a in reversed(events):
+                latest[(a.rule, a.gpu_id)] = a
+            active = [a for a in latest.values() if a.state == "firing"]
+        return {"active": [alert_view(a) for a in active],
+                "events": [alert_view(a) for a in events]}
+
+    @app.get("/api/weekly-summaries", response_model=schemas.WeeklySummaries, tags=["history"])
+    def weekly_summaries(weeks: Annotated[int, Query(ge=1, le=520)] = 4) -> dict[str, Any]:
+        rows = ctx.queries.weekly_summaries(weeks)
+        gpus = [{k: getattr(r, k) for k in schemas.GpuWeek.model_fields} for r in rows
+                if r.model is None]
+        models = [{k: getattr(r, k) for k in schemas.ModelWeek.model_fields} for r in rows
+                  if r.model is not None]
+        return {"gpus": gpus, "models": models}
+
+    @app.get("/api/export", tags=["history"], response_class=StreamingResponse,
+             responses={200: {"content": {"text/csv": {}, "application/json": {},
+                                          "application/vnd.apache.parquet": {}}}})
+    def export(
+        start_date: Date = None, end_date: Date = None,
+        format: Literal["csv", "json", "parquet"] = "csv",
+        table: Literal["gpu_metrics", "llm_sessions", "process_events", "alerts"] = "gpu_metrics",
+    ) -> StreamingResponse:
+        start, end = _time_range(start_date, end_date, ctx.clock())
+        return StreamingResponse(
+            _export_chunks(ctx.queries, table, start, end, format),
+            media_type={"csv": "text/csv", "json": "application/json",
+                        "parquet": "application/vnd.apache.parquet"}[format],
+            headers={"Content-Disposition": f'attachment; filename="gpm-{table}.{format}"'},
+        )
+
+    _mount_dashboard(app, ctx.static_dir)
+    return app
+
+
+def _export_chunks(queries: Queries, table: str, start: float, end: float,
+                   fmt: str) -> Iterator[bytes]:
+    """Run the export into a spooled buffer and stream it out in pieces."""
+    import tempfile
+
+    from gpm.storage.export import export
+
+    with tempfile.SpooledTemporaryFile(max_size=8 * 2**20) as buf:
+        export(queries, table=table, start=start, end=end, fmt=fmt, out=buf)  # type: ignore[arg-type]
+        buf.seek(0)
+        while chunk := buf.read(256 * 1024):
+            yield chunk
+
+
+def _add_security(app: FastAPI, cfg: Config) -> None:
+    """Bearer token when bound off loopback; CORS only for GPM's own dashboard origins."""
+    origins = [f"http://{h}:{p}" for h in {cfg.api.host, "127.0.0.1", "localhost"}
+               for p in (cfg.api.port, cfg.api.dashboard_port)]
+    app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET"],
+                       allow_headers=["Authorization"])
+    if is_loopback(cfg.api.host):
+        return
+    expected = cfg.api.token.encode()
+
+    @app.middleware("http")
+    async def require_token(request: Request,
+                            call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        header = request.headers.get("authorization", "")
+        given = header[7:] if header.lower().startswith("bearer ") else \
+            request.query_params.get("token", "")
+        if not hmac.compare_digest(given.encode(), expected):
+            return JSONResponse({"detail": "missing or wrong bearer token"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        return await call_next(request)
+
+
+_NOT_BUILT = """<!doctype html><meta charset="utf-8"><title>GPM</title>
+<h1>GPM</h1><p>The dashboard is not built in this checkout. Run
+<code>cd dashboard &amp;&amp; npm ci &amp;&amp; npm run build</code>, or use the API:
+<a href="/api/realtime">/api/realtime</a>, <a href="/docs">/docs</a>.</p>"""
+
+
+def _mount_dashboard(app: FastAPI, static_dir: Path) -> None:
+    if (static_dir / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=static_dir, html=True), name="dashboard")
+        return
+
+    @app.get("/", include_in_schema=False)
+    def not_built() -> HTMLResponse:
+        return HTMLResponse(_NOT_BUILT)

@@ -1,0 +1,329 @@
+"""Response models: the HTTP edge's contract, published in ``/openapi.json``.
+
+Inside GPM data is plain dataclasses; these pydantic models exist only to describe and check
+what leaves through the API (docs/api.md).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+WorkloadName = Literal["gaming", "llm_inference", "ml_training", "general_compute"]
+OutcomeName = Literal["completed", "cancelled", "error", "rejected"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GpuRef(_Model):
+    gpu_id: int
+    uuid: str | None
+    name: str | None
+
+
+class DataRange(_Model):
+    oldest: str | None
+    newest: str | None
+
+
+class Parts(_Model):
+    proxy: bool
+    prometheus: bool
+    opentelemetry: bool
+    archival: bool
+    alerts: bool
+
+
+class Thresholds(_Model):
+    temp_threshold_celsius: float
+    memory_threshold_percent: float
+
+
+class Info(_Model):
+    version: str
+    hostname: str
+    simulated: bool
+    gpu_source: str
+    gpu_count: int
+    gpus: list[GpuRef]
+    database_path: str
+    data_range: DataRange
+    parts: Parts
+    poll_interval_secs: float
+    thresholds: Thresholds
+    message: str | None
+
+
+class Process(_Model):
+    pid: int
+    name: str | None
+    workload: WorkloadName
+    reason: str
+    gpu_memory_bytes: int | None
+    sm_utilization_percent: float | None
+    kind: str
+    user: str | None
+    started_at: str | None
+    run_seconds: float | None
+    model: str | None
+    container: str | None
+    steam_app_id: int | None
+
+
+class GpuNow(_Model):
+    gpu_id: int
+    uuid: str | None
+    name: str | None
+    simulated: bool
+    up: bool
+    error: str | None
+    utilization_percent: float | None
+    memory_utilization_percent: float | None
+    memory_used_bytes: int | None
+    memory_total_bytes: int | None
+    memory_free_bytes: int | None
+    memory_percent: float | None
+    temperature_celsius: float | None
+    power_watts: float | None
+    power_limit_watts: float | None
+    fan_percent: float | None
+    clock_graphics_mhz: int | None
+    clock_sm_mhz: int | None
+    clock_memory_mhz: int | None
+    performance_state: int | None
+    encoder_utilization_percent: float | None
+    decoder_utilization_percent: float | None
+    pcie_tx_bytes_per_second: int | None
+    pcie_rx_bytes_per_second: int | None
+    throttle_reasons: list[str] | None
+    energy_joules: float | None
+    ecc_errors_corrected: int | None
+    ecc_errors_uncorrected: int | None
+    processes: list[Process] | None
+
+
+class Realtime(_Model):
+    timestamp: str | None
+    source: str
+    message: str | None
+    gpus: list[GpuNow]
+
+
+class ProcessNow(Process):
+    gpu_id: int
+
+
+class ProcessesNow(_Model):
+    timestamp: str | None
+    processes: list[ProcessNow]
+
+
+class MinAvgMax(_Model):
+    min: float | None
+    avg: float | None
+    max: float | None
+
+
+class MetricStats(MinAvgMax):
+    trend_percent: float | None
+
+
+class ChartPoint(_Model):
+    timestamp: str
+    utilization_percent: MinAvgMax
+    memory_percent: MinAvgMax
+    memory_used_bytes: MinAvgMax
+    temperature_celsius: MinAvgMax
+    power_watts: MinAvgMax
+
+
+class Chart(_Model):
+    gpu_id: int
+    start: str
+    end: str
+    bucket_seconds: float
+    metrics: list[str]
+    points: list[ChartPoint]
+    stats: dict[str, MetricStats]
+
+
+class HistoryPoint(_Model):
+    timestamp: str
+    utilization_percent: float | None
+    memory_used_bytes: float | None
+    memory_percent: float | None
+    temperature_celsius: float | None
+    power_watts: float | None
+
+
+class GpuHistory(_Model):
+    gpu_id: int
+    points: list[HistoryPoint]
+
+
+class Historical(_Model):
+    start: str
+    end: str
+    gpus: list[GpuHistory]
+
+
+class Session(_Model):
+    id: str
+    model: str | None
+    endpoint: str
+    started_at: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    total_tokens: int | None
+    tokens_per_second: float | None
+    prefill_tokens_per_second: float | None
+    ttft_ms: float | None
+    ttfb_ms: float | None
+    mean_chunk_gap_ms: float | None
+    duration_ms: float | None
+    load_duration_ms: float | None
+    prompt_eval_duration_ms: float | None
+    eval_duration_ms: float | None
+    outcome: OutcomeName
+    done_reason: str | None
+    kind: str
+    backend: str
+    streamed: bool
+    status_code: int | None
+    error: str | None
+    client: str
+
+
+class Sessions(_Model):
+    total: int
+    sessions: list[Session]
+
+
+class Histogram(_Model):
+    edges: list[float]
+    counts: list[int]
+
+
+class ModelStats(_Model):
+    model_config = ConfigDict(extra="allow")
+
+    model: str | None
+    sessions: int
+    tokens_per_second_p50: float | None
+    tokens_per_second_p95: float | None
+    ttft_ms_p50: float | None
+    ttft_ms_p95: float | None
+    total_tokens: int | None
+    errors: int
+    tokens_per_second_histogram: Histogram | None = None
+    ttft_ms_histogram: Histogram | None = None
+
+
+class StatsTotals(_Model):
+    model_config = ConfigDict(extra="allow")
+
+    sessions: int
+    avg_tokens_per_second: float | None
+    avg_ttft_ms: float | None
+    total_tokens: int | None
+    avg_duration_ms: float | None
+    best_model: str | None
+    errors: int
+
+
+class LlmStats(_Model):
+    hours: float
+    totals: StatsTotals
+    models: list[ModelStats]
+
+
+class LoadedModel(_Model):
+    name: str
+    size_bytes: int | None
+    vram_bytes: int | None
+    context_length: int | None
+    expires_at: str | None
+
+
+class Models(_Model):
+    backend_up: bool | None
+    backend_version: str | None
+    models: list[LoadedModel]
+
+
+class AlertItem(_Model):
+    timestamp: str | None
+    rule: str
+    state: Literal["firing", "resolved"]
+    severity: str
+    message: str
+    gpu_id: int | None
+    value: float | None
+    threshold: float | None
+
+
+class Alerts(_Model):
+    active: list[AlertItem]
+    events: list[AlertItem]
+
+
+class ProcessEventItem(_Model):
+    timestamp: str | None
+    event: Literal["start", "end"]
+    gpu_id: int
+    gpu_uuid: str | None
+    pid: int
+    name: str | None
+    workload: WorkloadName
+    reason: str
+    user: str | None
+    container: str | None
+    model: str | None
+    steam_app_id: int | None
+    gpu_memory_peak_bytes: int | None
+    duration_seconds: float | None
+
+
+class ProcessEvents(_Model):
+    events: list[ProcessEventItem]
+
+
+class GpuWeek(_Model):
+    week: str
+    gpu_id: int | None
+    hours_active: float | None
+    avg_utilization_percent: float | None
+    peak_utilization_percent: float | None
+    avg_memory_used_bytes: float | None
+    peak_memory_used_bytes: int | None
+    avg_temperature_celsius: float | None
+    peak_temperature_celsius: float | None
+    energy_wh: float | None
+    workload_seconds: dict[str, float]
+
+
+class ModelWeek(_Model):
+    week: str
+    model: str | None
+    llm_sessions: int | None
+    llm_tokens: int | None
+
+
+class WeeklySummaries(_Model):
+    gpus: list[GpuWeek]
+    models: list[ModelWeek]
+
+
+class HeatmapCell(_Model):
+    day: str
+    hour: int
+    utilization_percent: float | None
+
+
+class Heatmap(_Model):
+    gpu_id: int
+    days: list[str]
+    cells: list[HeatmapCell]

@@ -1,0 +1,350 @@
+"""The ``gpm`` and ``gpm-server`` commands.
+
+Exit codes: 0 ok; 2 bad usage or bad configuration; 1 anything else, with one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from gpm import __version__
+from gpm.config import ConfigError, LoadedConfig, describe, load_config
+from gpm.model import Snapshot
+from gpm.timefmt import parse_since, to_rfc3339
+from gpm.views import session_view, snapshot_view
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+class CliError(Exception):
+    """A failure the user can act on; printed as one line, exit code 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH",
+                        help="TOML config file (default ~/.config/gpm/config.toml or $GPM_CONFIG)")
+
+    parser = _Parser(prog="gpm", description="GPU and LLM monitor", parents=[common])
+    parser.add_argument("--version", action="version", version=f"gpm {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    run = sub.add_parser("run", parents=[common], help="run the service (the default)")
+    run.add_argument("--demo", action="store_true",
+                     help="simulated GPUs and LLM traffic, for machines without an NVIDIA GPU")
+
+    status = sub.add_parser("status", parents=[common], help="one snapshot of GPUs and processes")
+    status.add_argument("--json", action="store_true", help="print JSON (the /api/realtime shape)")
+    status.add_argument("--demo", action="store_true", help="read simulated GPUs")
+
+    sessions = sub.add_parser("sessions", parents=[common], help="recent LLM sessions")
+    sessions.add_argument("--since", default="24h", help="e.g. 30m, 24h, 7d or an RFC3339 date")
+    sessions.add_argument("--model", help="only this model")
+    sessions.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    sessions.add_argument("--json", action="store_true", help="print JSON (/api/llm-sessions shape)")
+
+    export = sub.add_parser("export", parents=[common], help="metrics and sessions for a range")
+    export.add_argument("--from", dest="start", required=True, help="start: 24h, 7d or RFC3339")
+    export.add_argument("--to", dest="end", default=None, help="end: RFC3339 (default now)")
+    export.add_argument("--format", choices=("csv", "parquet", "json"), default="csv")
+    export.add_argument("--table", default="all",
+                        choices=("all", "gpu_metrics", "llm_sessions", "process_events", "alerts"))
+    export.add_argument("--out", metavar="PATH",
+                        help="file (or, for parquet with --table all, a directory); default stdout")
+
+    sub.add_parser("archive", parents=[common], help="run retention and Parquet archival now")
+    sub.add_parser("config", parents=[common], help="the effective config and where each value came from")
+
+    service = sub.add_parser("service", parents=[common], help="systemd user units")
+    service.add_argument("action", choices=("install", "uninstall", "status"))
+    service.add_argument("--with-server", action="store_true",
+                         help="also install gpm-server.service")
+    service.add_argument("--no-enable", action="store_true",
+                         help="write the units but do not enable or start them")
+    return parser
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _load(args: argparse.Namespace) -> LoadedConfig:
+    loaded = load_config(args.config)
+    _setup_logging(loaded.config.service.log_level)
+    return loaded
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``gpm``."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    command = args.command or "run"
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {
+        "run": _cmd_run,
+        "status": _cmd_status,
+        "sessions": _cmd_sessions,
+        "export": _cmd_export,
+        "archive": _cmd_archive,
+        "config": _cmd_config,
+        "service": _cmd_service,
+    }
+    if not hasattr(args, "demo"):
+        args.demo = False
+    return _guarded(lambda: handlers[command](args))
+
+
+def server_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``gpm-server``: the API and dashboard over another gpm's database."""
+    parser = _Parser(prog="gpm-server", description="GPM API and dashboard over an existing database")
+    parser.add_argument("--config", metavar="PATH")
+    parser.add_argument("--version", action="version", version=f"gpm {__version__}")
+    args = parser.parse_args(argv)
+
+    def run() -> int:
+        from gpm.service import run_server
+
+        return run_server(_load(args))
+
+    return _guarded(run)
+
+
+def _guarded(fn: Callable[[], int]) -> int:
+    try:
+        return fn()
+    except ConfigError as exc:
+        print(f"gpm: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except CliError as exc:
+        print(f"gpm: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:  # the one-line contract: no traceback for users
+        logging.getLogger("gpm").debug("unexpected error", exc_info=True)
+        print(f"gpm: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from gpm.service import run_service
+
+    return run_service(_load(args), demo=args.demo)
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    loaded = load_config(args.config)
+    print(f"# config file: {loaded.file if loaded.file else '(none; defaults and environment)'}")
+    section = ""
+    for key, value, source in describe(loaded):
+        sec, name = key.split(".", 1)
+        if sec != section:
+            print(f"{'' if not section else chr(10)}[{sec}]")
+            section = sec
+        print(f"{name} = {value}  # {source}")
+    return EXIT_OK
+
+
+def _read_snapshot(loaded: LoadedConfig, demo: bool) -> Snapshot:
+    from gpm.gpu import open_gpu_source
+    from gpm.processes import ProcessTracker
+
+    source = open_gpu_source(loaded.config.gpu, demo=demo, logger=logging.getLogger("gpm.gpu"))
+    try:
+        snap = source.poll(time.time())
+    finally:
+        source.close()
+    tracker = ProcessTracker(rules=loaded.config.classifier.rules)
+    snap, _ = tracker.update(snap)
+    return snap
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    snap = _read_snapshot(loaded, args.demo)
+    if args.json:
+        print(json.dumps(snapshot_view(snap), indent=2))
+    else:
+        print(_format_status(snap))
+    return EXIT_OK
+
+
+def _fmt(value: float | int | None, unit: str = "", digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}{unit}"
+
+
+def _gib(value: int | None) -> str:
+    return "-" if value is None else f"{value / 2**30:.1f}"
+
+
+def _format_status(snap: Snapshot) -> str:
+    lines = [f"GPM {__version__} · {to_rfc3339(snap.timestamp)} · source: {snap.source}"]
+    if not snap.gpus:
+        lines.append(snap.message or "No GPUs.")
+        return "\n".join(lines)
+    header = f"{'GPU':<4}{'NAME':<28}{'UTIL':>6}{'MEM GiB':>14}{'TEMP':>7}{'POWER':>14}{'FAN':>6}"
+    lines.append(header)
+    for g in snap.gpus:
+        name = (g.name or "?") + (" (sim)" if g.simulated else "")
+        if not g.up:
+            lines.append(f"{g.gpu_id:<4}{name[:27]:<28}DOWN: {g.error}")
+            continue
+        mem = f"{_gib(g.memory_used_bytes)}/{_gib(g.memory_total_bytes)}"
+        power = f"{_fmt(g.power_watts, 'W')}/{_fmt(g.power_limit_watts, 'W')}"
+        lines.append(
+            f"{g.gpu_id:<4}{name[:27]:<28}{_fmt(g.utilization_percent, '%'):>6}{mem:>14}"
+            f"{_fmt(g.temperature_celsius, 'C'):>7}{power:>14}{_fmt(g.fan_percent, '%'):>6}"
+        )
+        if g.processes is None:
+            lines.append("    processes: unknown")
+        for p in g.processes or ():
+            c = p.classification
+            workload = c.workload.value if c else "?"
+            reason = c.reason if c else ""
+            mem_mib = "-" if p.gpu_memory_bytes is None else f"{p.gpu_memory_bytes / 2**20:.0f}MiB"
+            lines.append(
+                f"    pid {p.pid:<8} {(p.name or '?')[:24]:<24} {mem_mib:>9}  "
+                f"{workload:<16} {reason}"
+            )
+    return "\n".join(lines)
+
+
+def _open_queries(loaded: LoadedConfig) -> Any:
+    from gpm.storage.queries import Queries
+
+    db = loaded.config.database_path
+    if not db.exists():
+        raise CliError(f"no database at {db} yet: start the service with `gpm run` first")
+    return Queries(db, loaded.config.storage.archive_dir)
+
+
+def _cmd_sessions(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    now = time.time()
+    try:
+        start = parse_since(args.since, now)
+    except ValueError as exc:
+        print(f"gpm sessions: --since: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.limit < 1:
+        print("gpm sessions: --limit must be 1 or more", file=sys.stderr)
+        return EXIT_USAGE
+    total, sessions = _open_queries(loaded).sessions(start, now, model=args.model, limit=args.limit)
+    if args.json:
+        print(json.dumps({"total": total, "sessions": [session_view(s) for s in sessions]},
+                         indent=2))
+        return EXIT_OK
+    if not sessions:
+        print(f"No LLM sessions since {to_rfc3339(start)}.")
+        return EXIT_OK
+    print(f"{'STARTED':<25}{'MODEL':<22}{'ENDPOINT':<22}{'TOKENS':>8}{'TOK/S':>8}"
+          f"{'TTFT ms':>9}{'DUR s':>8}  OUTCOME")
+    for s in sessions:
+        print(f"{to_rfc3339(s.started_at) or '':<25}{(s.model or '-')[:21]:<22}"
+              f"{s.endpoint[:21]:<22}{_fmt(s.total_tokens):>8}{_fmt(s.tokens_per_second, '', 1):>8}"
+              f"{_fmt(s.ttft_ms):>9}{_fmt(None if s.duration_ms is None else s.duration_ms / 1000, '', 1):>8}"
+              f"  {s.outcome.value}")
+    if total > len(sessions):
+        print(f"({total - len(sessions)} more; use --limit)")
+    return EXIT_OK
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from gpm.storage.export import export, export_parquet_dir
+
+    loaded = _load(args)
+    now = time.time()
+    try:
+        start = parse_since(args.start, now)
+        end = now if args.end is None else parse_since(args.end, now)
+    except ValueError as exc:
+        print(f"gpm export: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if end <= start:
+        print("gpm export: --to must be after --from", file=sys.stderr)
+        return EXIT_USAGE
+    queries = _open_queries(loaded)
+    if args.format == "parquet" and args.table == "all":
+        if not args.out:
+            print("gpm export: parquet with --table all needs --out DIR", file=sys.stderr)
+            return EXIT_USAGE
+        files = export_parquet_dir(queries, start=start, end=end, out_dir=Path(args.out))
+        for path, rows in files:
+            print(f"{path}: {rows} rows", file=sys.stderr)
+        return EXIT_OK
+    if args.out:
+        with open(args.out, "wb") as fh:
+            rows = export(queries, table=args.table, start=start, end=end, fmt=args.format, out=fh)
+        print(f"wrote {rows} rows to {args.out}", file=sys.stderr)
+    else:
+        if args.format == "parquet" and sys.stdout.isatty():
+            print("gpm export: refusing to write Parquet to a terminal; use --out", file=sys.stderr)
+            return EXIT_USAGE
+        export(queries, table=args.table, start=start, end=end, fmt=args.format,
+               out=sys.stdout.buffer)
+        sys.stdout.flush()
+    return EXIT_OK
+
+
+def _cmd_archive(args: argparse.Namespace) -> int:
+    from gpm.storage.archive import run_retention
+
+    loaded = _load(args)
+    cfg = loaded.config
+    if not cfg.database_path.exists():
+        raise CliError(f"no database at {cfg.database_path}: nothing to archive")
+    report = run_retention(
+        cfg.database_path, cfg.storage.archive_dir,
+        retention_days=cfg.storage.retention_days,
+        archive=cfg.storage.enable_parquet_archival, now=time.time(),
+    )
+    print(report.describe())
+    return EXIT_OK
+
+
+def _cmd_service(args: argparse.Namespace) -> int:
+    from gpm import systemd
+
+    loaded = load_config(args.config)
+    gpm_exe = Path(shutil.which("gpm") or Path(sys.argv[0]).resolve())
+    try:
+        if args.action == "install":
+            paths = systemd.install(
+                gpm_executable=gpm_exe, config_path=loaded.file,
+                with_server=args.with_server, enable=not args.no_enable,
+            )
+            for p in paths:
+                print(f"wrote {p}")
+        elif args.action == "uninstall":
+            for p in systemd.uninstall():
+                print(f"removed {p}")
+        else:
+            print(systemd.status())
+    except systemd.SystemdUnavailable as exc:
+        raise CliError(str(exc)) from None
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,396 @@
+"""Wiring and lifecycle: sources -> model -> sinks, in one asyncio process.
+
+The poll loop reads the GPUs on a drift-free schedule, classifies processes, evaluates alerts and
+hands each snapshot to the sinks (writer, event stream, live state that Prometheus/OTLP/API read).
+Every part can be switched off in config, and a part that fails to start is logged with what to
+do while the rest keeps running. SIGTERM/SIGINT stop everything within a few seconds, flushing
+the writer first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import uvicorn
+
+from gpm.alerts import AlertEngine
+from gpm.api.app import ApiContext, create_app
+from gpm.api.stream import Broadcaster
+from gpm.config import Config, LoadedConfig
+from gpm.gpu import open_gpu_source
+from gpm.gpu.base import GpuSource
+from gpm.lock import AlreadyRunning, DataDirLock
+from gpm.model import Alert, LlmSession, LoadedModel, ModelEvent
+from gpm.processes import ProcessTracker
+from gpm.state import LiveState
+from gpm.storage.db import DatabaseError
+from gpm.storage.queries import Queries
+from gpm.storage.writer import Writer
+
+log = logging.getLogger("gpm.service")
+
+SHUTDOWN_TIMEOUT = 5.0
+
+
+class StartupError(Exception):
+    """The service cannot start at all (lock held, database unusable)."""
+
+
+class _ApiServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the service owns SIGTERM/SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def bind_sockets(host: str, ports: list[int], what: str) -> list[socket.socket]:
+    """Bind listening sockets up front so a busy port is a clear error, not a log line later."""
+    socks = []
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for port in dict.fromkeys(ports):
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            for s in socks:
+                s.close()
+            raise OSError(f"{what}: cannot listen on {host}:{port}: {exc.strerror} "
+                          f"(is another program using the port? change it in the config)") from None
+        sock.listen(128)
+        sock.setblocking(False)
+        socks.append(sock)
+    return socks
+
+
+class Service:
+    def __init__(self, config: Config, *, demo: bool = False,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.demo = demo
+        self.clock = clock
+        self.state = LiveState()
+        self.hub = Broadcaster()
+        self.ready = asyncio.Event()
+        self._stoppers: list[Callable[[], Any]] = []  # sync or async, run in reverse order
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        cfg = self.config
+        self.state.health.started_at = self.clock()
+        try:
+            self.writer = Writer(cfg.database_path, logger=logging.getLogger("gpm.storage"))
+            self.writer.start()
+        except DatabaseError as exc:
+            raise StartupError(str(exc)) from None
+        self.queries = Queries(cfg.database_path, cfg.storage.archive_dir)
+        self.source: GpuSource = open_gpu_source(cfg.gpu, demo=self.demo,
+                                                 logger=logging.getLogger("gpm.gpu"))
+        self.tracker = ProcessTracker(rules=cfg.classifier.rules, clock=self.clock)
+        self.alerts = AlertEngine(cfg.alerts)
+        self._session_sinks: list[Callable[[LlmSession], None]] = [self.writer.add_session]
+        try:
+            await self._start_parts()
+            self.ready.set()
+            log.info("GPM running: GPUs from %s, polling every %.1fs", self.source.name,
+                     cfg.service.poll_interval_secs)
+            poller = asyncio.create_task(self._poll_loop(stop), name="poll")
+            archiver = asyncio.create_task(self._archive_loop(stop), name="archive")
+            await stop.wait()
+            for task in (poller, archiver):
+                task.cancel()
+            await asyncio.gather(poller, archiver, return_exceptions=True)
+        finally:
+            await self._shutdown()
+
+    async def _start_parts(self) -> None:
+        cfg = self.config
+        await self._start_alerts()
+        if cfg.telemetry.enable_prometheus:
+            self._start_part("Prometheus /metrics", self._start_prometheus)
+        if cfg.telemetry.enable_opentelemetry:
+            self._start_part("OpenTelemetry export", self._start_otlp)
+        if cfg.ollama.enabled:
+            await self._start_llm()
+        if cfg.api.enabled:
+            self._start_part("API and dashboard", self._start_api)
+
+    def _start_part(self, what: str, start: Callable[[], None]) -> None:
+        try:
+            start()
+        except Exception as exc:
+            self.state.health.errors["startup"] += 1
+            log.error("%s not started: %s; the other parts keep running", what, exc)
+
+    async def _start_alerts(self) -> None:
+        from gpm.notify import Notifier
+
+        self.notifier = Notifier(self.config.alerts, logging.getLogger("gpm.alerts"))
+        await self.notifier.start()
+        self._stoppers.append(self.notifier.stop)
+
+    def _start_prometheus(self) -> None:
+        from gpm.telemetry.prometheus import MetricsExporter
+
+        t = self.config.telemetry
+        exporter = MetricsExporter(self.state, host=t.metrics_host, port=t.metrics_port)
+        exporter.start()
+        self._stoppers.append(exporter.stop)
+        self._session_sinks.append(exporter.observe_session)
+        log.info("Prometheus metrics at http://%s:%d/metrics", t.metrics_host, exporter.port)
+
+    def _start_otlp(self) -> None:
+        from gpm.telemetry.otlp import OtlpExporter
+
+        t = self.config.telemetry
+        exporter = OtlpExporter(self.state, endpoint=t.otlp_endpoint,
+                                interval=t.otlp_export_interval_secs,
+                                logger=logging.getLogger("gpm.otlp"))
+        exporter.start()
+        self._stoppers.append(exporter.stop)
+        self._session_sinks.append(exporter.observe_session)
+
+    async def _start_llm(self) -> None:
+        from gpm.llm.proxy import LlmProxy
+        from gpm.llm.ps import ModelPoller
+
+        o = self.config.ollama
+        backend_url = o.backend_url
+        if self.demo:
+            from gpm.llm.demo import DemoBackend
+
+            demo_backend = DemoBackend()
+            await demo_backend.start()
+            self._stoppers.append(demo_backend.stop)
+            backend_url = demo_backend.url
+        if o.enable_proxy:
+            proxy = LlmProxy(backend_url, o.proxy_host, o.proxy_port,
+                             on_session=self._on_session, store_prompts=o.store_prompts,
+                             logger=logging.getLogger("gpm.proxy"))
+            try:
+                await proxy.start()
+            except OSError as exc:
+                self.state.health.errors["startup"] += 1
+                log.error("LLM proxy not started: cannot listen on %s:%d (%s). Is Ollama still "
+                          "on that port? Move it with OLLAMA_HOST=127.0.0.1:11435, or set "
+                          "ollama.proxy_port", o.proxy_host, o.proxy_port, exc.strerror or exc)
+            else:
+                self._stoppers.append(proxy.stop)
+                log.info("LLM proxy on http://%s:%d -> %s", o.proxy_host, proxy.port, backend_url)
+                if self.demo:
+                    from gpm.llm.demo import DemoTraffic
+
+                    traffic = DemoTraffic(f"http://127.0.0.1:{proxy.port}", interval=3.0)
+                    await traffic.start()
+                    self._stoppers.append(traffic.stop)
+        ps_url = backend_url if (o.enable_proxy or self.demo) else o.api_url
+        poller = ModelPoller(ps_url, o.ps_poll_interval_secs, self._on_models)
+        await poller.start()
+        self._stoppers.append(poller.stop)
+
+    def _start_api(self) -> None:
+        a = self.config.api
+        socks = bind_sockets(a.host, [a.port, a.dashboard_port], "API")
+        ctx = ApiContext(config=self.config, queries=self.queries, hub=self.hub,
+                         state=self.state, simulated=self.source.name == "simulated",
+                         clock=self.clock)
+        server = _serve_api(create_app(ctx), socks)
+        self._tasks.append(asyncio.create_task(server.serve(sockets=socks), name="api"))
+        self._stoppers.append(lambda: setattr(server, "should_exit", True))
+        log.info("Dashboard at http://%s:%d/ (and :%d), API under /api/", a.host, a.port,
+                 a.dashboard_port)
+
+    async def _shutdown(self) -> None:
+        now = self.clock()
+        for stop in reversed(self._stoppers):
+            try:
+                result = stop()
+                if asyncio.iscoroutine(result):
+                    await asyncio.wait_for(result, SHUTDOWN_TIMEOUT)
+            except Exception as exc:
+                log.warning("error while stopping: %s", exc)
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=SHUTDOWN_TIMEOUT)
+        with contextlib.suppress(Exception):
+            self.writer.add_process_events(self.tracker.close(now))
+        await asyncio.to_thread(self.writer.close, SHUTDOWN_TIMEOUT)
+        self.source.close()
+        log.info("GPM stopped")
+
+    # -- the poll loop -------------------------------------------------------------------------
+
+    async def _poll_loop(self, stop: asyncio.Event) -> None:
+        """Poll every interval on a fixed grid: an overrun skips slots, never queues them."""
+        loop = asyncio.get_running_loop()
+        interval = self.config.service.poll_interval_secs
+        due = loop.time()
+        while not stop.is_set():
+            await self.poll_once()
+            due += interval
+            now = loop.time()
+            if now > due:
+                missed = int((now - due) // interval) + 1
+                due += missed * interval
+                self.state.health.polls_skipped += missed
+                log.warning("poll took %.2fs, longer than the %.2fs interval: skipped %d poll(s)",
+                            self.state.health.last_poll_seconds or 0.0, interval, missed)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=max(0.0, due - loop.time()))
+
+    async def poll_once(self) -> None:
+        health = self.state.health
+        started = time.perf_counter()
+        try:
+            snap = await asyncio.to_thread(self.source.poll, self.clock())
+            snap, events = await asyncio.to_thread(self.tracker.update, snap)
+        except Exception as exc:  # a source bug must not stop the service
+            health.errors["poll"] += 1
+            log.exception("GPU poll failed: %s", exc)
+            return
+        finished = self.clock()
+        health.polls += 1
+        health.last_poll_at = finished
+        health.last_poll_seconds = time.perf_counter() - started
+        if snap.gpus or snap.source == "none":
+            health.last_success_at = finished
+        for g in snap.gpus:
+            if not g.up:
+                health.errors["gpu_down"] += 1
+        self.state.snapshot = snap
+        self.writer.add_snapshot(snap)
+        if events:
+            self.writer.add_process_events(events)
+        self._handle_alerts(self.alerts.evaluate(snap, health, finished))
+        self.hub.publish(snap)
+
+    def _handle_alerts(self, transitions: list[Alert]) -> None:
+        for alert in transitions:
+            self.writer.add_alert(alert)
+            self.notifier.send(alert)
+        self.state.active_alerts = self.alerts.active
+
+    async def _archive_loop(self, stop: asyncio.Event) -> None:
+        from gpm.storage.archive import run_retention
+
+        s = self.config.storage
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=s.archive_interval_secs)
+                return
+            try:
+                report = await asyncio.to_thread(
+                    run_retention, self.config.database_path, s.archive_dir,
+                    retention_days=s.retention_days, archive=s.enable_parquet_archival,
+                    now=self.clock(),
+                )
+                log.info("retention: %s", report.describe())
+            except Exception as exc:
+                self.state.health.errors["archive"] += 1
+                log.error("retention/archival failed, nothing deleted: %s", exc)
+
+    # -- LLM callbacks -------------------------------------------------------------------------
+
+    def _on_session(self, session: LlmSession) -> None:
+        for sink in self._session_sinks:
+            try:
+                sink(session)
+            except Exception as exc:
+                self.state.health.errors["session_sink"] += 1
+                log.warning("recording an LLM session failed: %s", exc)
+
+    def _on_models(self, models: tuple[LoadedModel, ...], events: list[ModelEvent],
+                   backend_up: bool, version: str | None) -> None:
+        self.state.models = models
+        self.state.backend_up = backend_up
+        self.state.backend_version = version
+        if events:
+            self.writer.add_model_events(events)
+
+
+def _serve_api(app: Any, socks: list[socket.socket]) -> _ApiServer:
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,
+                            timeout_graceful_shutdown=2, proxy_headers=False)
+    return _ApiServer(config)
+
+
+def _run(main: Callable[[asyncio.Event], Any]) -> int:
+    """Run ``main(stop)`` with SIGTERM/SIGINT setting ``stop``; 0 on a clean stop."""
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    asyncio.run(runner())
+    return 0
+
+
+def run_service(loaded: LoadedConfig, *, demo: bool = False) -> int:
+    """``gpm run``."""
+    from gpm.cli import CliError
+
+    cfg = loaded.config
+    lock = DataDirLock(cfg.service.data_dir)
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"cannot use data directory {cfg.service.data_dir}: {exc}") from None
+    try:
+        service = Service(cfg, demo=demo)
+        return _run(service.run)
+    except StartupError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        lock.release()
+
+
+def run_server(loaded: LoadedConfig) -> int:
+    """``gpm-server``: the API and dashboard over a database another gpm writes."""
+    from gpm.cli import CliError
+
+    cfg = loaded.config
+    if not cfg.database_path.exists():
+        raise CliError(f"no database at {cfg.database_path}: start `gpm run` first, or point "
+                       "service.data_dir at its data directory")
+
+    async def main(stop: asyncio.Event) -> None:
+        queries = Queries(cfg.database_path, cfg.storage.archive_dir)
+        hub = Broadcaster()
+        a = cfg.api
+        socks = bind_sockets(a.host, [a.port, a.dashboard_port], "API")
+        server = _serve_api(create_app(ApiContext(config=cfg, queries=queries, hub=hub)), socks)
+        task = asyncio.create_task(server.serve(sockets=socks))
+        log.info("gpm-server: dashboard at http://%s:%d/ reading %s", a.host, a.port,
+                 cfg.database_path)
+        while not stop.is_set():  # follow the writer: publish each new poll to the stream
+            try:
+                snap = await asyncio.to_thread(queries.latest_snapshot)
+            except Exception as exc:
+                log.warning("reading the latest snapshot failed: %s", exc)
+                snap = None
+            if snap is not None and snap.timestamp != hub.latest_timestamp:
+                hub.publish(snap)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=cfg.service.poll_interval_secs)
+        server.should_exit = True
+        await asyncio.wait([task], timeout=SHUTDOWN_TIMEOUT)
+
+    try:
+        return _run(main)
+    except OSError as exc:
+        raise CliError(str(exc)) from None
