@@ -36,16 +36,22 @@ class _Parser(argparse.ArgumentParser):
 
 def _build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="PATH",
-                        help="TOML config file (default ~/.config/gpm/config.toml or $GPM_CONFIG)")
+    common.add_argument(
+        "--config",
+        metavar="PATH",
+        help="TOML config file (default ~/.config/gpm/config.toml or $GPM_CONFIG)",
+    )
 
     parser = _Parser(prog="gpm", description="GPU and LLM monitor", parents=[common])
     parser.add_argument("--version", action="version", version=f"gpm {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     run = sub.add_parser("run", parents=[common], help="run the service (the default)")
-    run.add_argument("--demo", action="store_true",
-                     help="simulated GPUs and LLM traffic, for machines without an NVIDIA GPU")
+    run.add_argument(
+        "--demo",
+        action="store_true",
+        help="simulated GPUs and LLM traffic, for machines without an NVIDIA GPU",
+    )
 
     status = sub.add_parser("status", parents=[common], help="one snapshot of GPUs and processes")
     status.add_argument("--json", action="store_true", help="print JSON (the /api/realtime shape)")
@@ -55,26 +61,38 @@ def _build_parser() -> argparse.ArgumentParser:
     sessions.add_argument("--since", default="24h", help="e.g. 30m, 24h, 7d or an RFC3339 date")
     sessions.add_argument("--model", help="only this model")
     sessions.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
-    sessions.add_argument("--json", action="store_true", help="print JSON (/api/llm-sessions shape)")
+    sessions.add_argument(
+        "--json", action="store_true", help="print JSON (/api/llm-sessions shape)"
+    )
 
     export = sub.add_parser("export", parents=[common], help="metrics and sessions for a range")
     export.add_argument("--from", dest="start", required=True, help="start: 24h, 7d or RFC3339")
     export.add_argument("--to", dest="end", default=None, help="end: RFC3339 (default now)")
     export.add_argument("--format", choices=("csv", "parquet", "json"), default="csv")
-    export.add_argument("--table", default="all",
-                        choices=("all", "gpu_metrics", "llm_sessions", "process_events", "alerts"))
-    export.add_argument("--out", metavar="PATH",
-                        help="file (or, for parquet with --table all, a directory); default stdout")
+    export.add_argument(
+        "--table",
+        default="all",
+        choices=("all", "gpu_metrics", "llm_sessions", "process_events", "alerts"),
+    )
+    export.add_argument(
+        "--out",
+        metavar="PATH",
+        help="file (or, for parquet with --table all, a directory); default stdout",
+    )
 
     sub.add_parser("archive", parents=[common], help="run retention and Parquet archival now")
-    sub.add_parser("config", parents=[common], help="the effective config and where each value came from")
+    sub.add_parser(
+        "config", parents=[common], help="the effective config and where each value came from"
+    )
 
     service = sub.add_parser("service", parents=[common], help="systemd user units")
     service.add_argument("action", choices=("install", "uninstall", "status"))
-    service.add_argument("--with-server", action="store_true",
-                         help="also install gpm-server.service")
-    service.add_argument("--no-enable", action="store_true",
-                         help="write the units but do not enable or start them")
+    service.add_argument(
+        "--with-server", action="store_true", help="also install gpm-server.service"
+    )
+    service.add_argument(
+        "--no-enable", action="store_true", help="write the units but do not enable or start them"
+    )
     return parser
 
 
@@ -113,7 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def server_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``gpm-server``: the API and dashboard over another gpm's database."""
-    parser = _Parser(prog="gpm-server", description="GPM API and dashboard over an existing database")
+    parser = _Parser(
+        prog="gpm-server", description="GPM API and dashboard over an existing database"
+    )
     parser.add_argument("--config", metavar="PATH")
     parser.add_argument("--version", action="version", version=f"gpm {__version__}")
     args = parser.parse_args(argv)
@@ -194,6 +214,10 @@ def _fmt(value: float | int | None, unit: str = "", digits: int = 0) -> str:
     return f"{value:.{digits}f}{unit}"
 
 
+def _seconds(ms: float | None) -> float | None:
+    return None if ms is None else ms / 1000
+
+
 def _gib(value: int | None) -> str:
     return "-" if value is None else f"{value / 2**30:.1f}"
 
@@ -252,19 +276,24 @@ def _cmd_sessions(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     total, sessions = _open_queries(loaded).sessions(start, now, model=args.model, limit=args.limit)
     if args.json:
-        print(json.dumps({"total": total, "sessions": [session_view(s) for s in sessions]},
-                         indent=2))
+        print(
+            json.dumps({"total": total, "sessions": [session_view(s) for s in sessions]}, indent=2)
+        )
         return EXIT_OK
     if not sessions:
         print(f"No LLM sessions since {to_rfc3339(start)}.")
         return EXIT_OK
-    print(f"{'STARTED':<25}{'MODEL':<22}{'ENDPOINT':<22}{'TOKENS':>8}{'TOK/S':>8}"
-          f"{'TTFT ms':>9}{'DUR s':>8}  OUTCOME")
+    print(
+        f"{'STARTED':<25}{'MODEL':<22}{'ENDPOINT':<22}{'TOKENS':>8}{'TOK/S':>8}"
+        f"{'TTFT ms':>9}{'DUR s':>8}  OUTCOME"
+    )
     for s in sessions:
-        print(f"{to_rfc3339(s.started_at) or '':<25}{(s.model or '-')[:21]:<22}"
-              f"{s.endpoint[:21]:<22}{_fmt(s.total_tokens):>8}{_fmt(s.tokens_per_second, '', 1):>8}"
-              f"{_fmt(s.ttft_ms):>9}{_fmt(None if s.duration_ms is None else s.duration_ms / 1000, '', 1):>8}"
-              f"  {s.outcome.value}")
+        print(
+            f"{to_rfc3339(s.started_at) or '':<25}{(s.model or '-')[:21]:<22}"
+            f"{s.endpoint[:21]:<22}{_fmt(s.total_tokens):>8}{_fmt(s.tokens_per_second, '', 1):>8}"
+            f"{_fmt(s.ttft_ms):>9}{_fmt(_seconds(s.duration_ms), '', 1):>8}"
+            f"  {s.outcome.value}"
+        )
     if total > len(sessions):
         print(f"({total - len(sessions)} more; use --limit)")
     return EXIT_OK
@@ -301,8 +330,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
         if args.format == "parquet" and sys.stdout.isatty():
             print("gpm export: refusing to write Parquet to a terminal; use --out", file=sys.stderr)
             return EXIT_USAGE
-        export(queries, table=args.table, start=start, end=end, fmt=args.format,
-               out=sys.stdout.buffer)
+        export(
+            queries, table=args.table, start=start, end=end, fmt=args.format, out=sys.stdout.buffer
+        )
         sys.stdout.flush()
     return EXIT_OK
 
@@ -315,9 +345,11 @@ def _cmd_archive(args: argparse.Namespace) -> int:
     if not cfg.database_path.exists():
         raise CliError(f"no database at {cfg.database_path}: nothing to archive")
     report = run_retention(
-        cfg.database_path, cfg.storage.archive_dir,
+        cfg.database_path,
+        cfg.storage.archive_dir,
         retention_days=cfg.storage.retention_days,
-        archive=cfg.storage.enable_parquet_archival, now=time.time(),
+        archive=cfg.storage.enable_parquet_archival,
+        now=time.time(),
     )
     print(report.describe())
     return EXIT_OK
@@ -331,8 +363,10 @@ def _cmd_service(args: argparse.Namespace) -> int:
     try:
         if args.action == "install":
             paths = systemd.install(
-                gpm_executable=gpm_exe, config_path=loaded.file,
-                with_server=args.with_server, enable=not args.no_enable,
+                gpm_executable=gpm_exe,
+                config_path=loaded.file,
+                with_server=args.with_server,
+                enable=not args.no_enable,
             )
             for p in paths:
                 print(f"wrote {p}")

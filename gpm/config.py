@@ -158,7 +158,21 @@ def _field_kind(section: str, key: str) -> type:
     raise KeyError(key)
 
 
-def _coerce(kind: type, raw: object, key: str, source: str, from_env: bool) -> object:
+def _expand(raw: str, env: Mapping[str, str]) -> Path:
+    """``~`` and ``$VAR``/``${VAR}`` from the given environment (unknown vars stay as written)."""
+
+    def var(m: re.Match[str]) -> str:
+        return env.get(m.group(1) or m.group(2), m.group(0))
+
+    text = re.sub(r"\$(?:\{(\w+)\}|(\w+))", var, raw)
+    if text.startswith("~") and env.get("HOME"):
+        text = env["HOME"] + text[1:]
+    return Path(os.path.expanduser(text))
+
+
+def _coerce(
+    kind: type, raw: object, key: str, source: str, from_env: bool, env: Mapping[str, str]
+) -> object:
     """Turn a TOML or environment value into the field's type, or raise ConfigError."""
     if kind is bool:
         if isinstance(raw, bool):
@@ -193,7 +207,7 @@ def _coerce(kind: type, raw: object, key: str, source: str, from_env: bool) -> o
     if kind is Path:
         if not raw.strip():
             raise ConfigError(key, raw, source, "expected a path, got an empty string")
-        return Path(os.path.expandvars(os.path.expanduser(raw)))
+        return _expand(raw, env)
     return raw
 
 
@@ -225,23 +239,31 @@ def _validate(cfg: Config, src: Mapping[str, str]) -> None:
     sv = cfg.service
     if not 0.1 <= sv.poll_interval_secs <= 3600:
         raise ConfigError(
-            "service.poll_interval_secs", sv.poll_interval_secs,
-            s("service.poll_interval_secs"), "must be between 0.1 and 3600 seconds",
+            "service.poll_interval_secs",
+            sv.poll_interval_secs,
+            s("service.poll_interval_secs"),
+            "must be between 0.1 and 3600 seconds",
         )
     if sv.log_level not in LOG_LEVELS:
         raise ConfigError(
-            "service.log_level", sv.log_level, s("service.log_level"),
+            "service.log_level",
+            sv.log_level,
+            s("service.log_level"),
             f"must be one of {', '.join(LOG_LEVELS)}",
         )
     if not 0 <= cfg.gpu.simulated_gpus <= 64:
         raise ConfigError(
-            "gpu.simulated_gpus", cfg.gpu.simulated_gpus, s("gpu.simulated_gpus"),
+            "gpu.simulated_gpus",
+            cfg.gpu.simulated_gpus,
+            s("gpu.simulated_gpus"),
             "must be between 0 and 64",
         )
     if cfg.gpu.nvidia_smi_timeout_secs <= 0:
         raise ConfigError(
-            "gpu.nvidia_smi_timeout_secs", cfg.gpu.nvidia_smi_timeout_secs,
-            s("gpu.nvidia_smi_timeout_secs"), "must be positive",
+            "gpu.nvidia_smi_timeout_secs",
+            cfg.gpu.nvidia_smi_timeout_secs,
+            s("gpu.nvidia_smi_timeout_secs"),
+            "must be positive",
         )
     for key, port in (
         ("ollama.proxy_port", cfg.ollama.proxy_port),
@@ -260,45 +282,64 @@ def _validate(cfg: Config, src: Mapping[str, str]) -> None:
         _check_url(key, url, s(key), empty_ok)
     if cfg.ollama.ps_poll_interval_secs <= 0:
         raise ConfigError(
-            "ollama.ps_poll_interval_secs", cfg.ollama.ps_poll_interval_secs,
-            s("ollama.ps_poll_interval_secs"), "must be positive",
+            "ollama.ps_poll_interval_secs",
+            cfg.ollama.ps_poll_interval_secs,
+            s("ollama.ps_poll_interval_secs"),
+            "must be positive",
         )
     if cfg.storage.retention_days < 0:
         raise ConfigError(
-            "storage.retention_days", cfg.storage.retention_days,
-            s("storage.retention_days"), "must be 0 or more",
+            "storage.retention_days",
+            cfg.storage.retention_days,
+            s("storage.retention_days"),
+            "must be 0 or more",
         )
     if cfg.storage.archive_interval_secs <= 0:
         raise ConfigError(
-            "storage.archive_interval_secs", cfg.storage.archive_interval_secs,
-            s("storage.archive_interval_secs"), "must be positive",
+            "storage.archive_interval_secs",
+            cfg.storage.archive_interval_secs,
+            s("storage.archive_interval_secs"),
+            "must be positive",
         )
     if cfg.telemetry.otlp_export_interval_secs <= 0:
         raise ConfigError(
-            "telemetry.otlp_export_interval_secs", cfg.telemetry.otlp_export_interval_secs,
-            s("telemetry.otlp_export_interval_secs"), "must be positive",
+            "telemetry.otlp_export_interval_secs",
+            cfg.telemetry.otlp_export_interval_secs,
+            s("telemetry.otlp_export_interval_secs"),
+            "must be positive",
         )
     al = cfg.alerts
     if not 0 < al.temp_threshold_celsius <= 150:
         raise ConfigError(
-            "alerts.temp_threshold_celsius", al.temp_threshold_celsius,
-            s("alerts.temp_threshold_celsius"), "must be between 0 and 150",
+            "alerts.temp_threshold_celsius",
+            al.temp_threshold_celsius,
+            s("alerts.temp_threshold_celsius"),
+            "must be between 0 and 150",
         )
     if not 0 < al.memory_threshold_percent <= 100:
         raise ConfigError(
-            "alerts.memory_threshold_percent", al.memory_threshold_percent,
-            s("alerts.memory_threshold_percent"), "must be between 0 and 100",
+            "alerts.memory_threshold_percent",
+            al.memory_threshold_percent,
+            s("alerts.memory_threshold_percent"),
+            "must be between 0 and 100",
         )
     for key in ("hysteresis_celsius", "hysteresis_percent", "min_duration_secs"):
         if getattr(al, key) < 0:
-            raise ConfigError(f"alerts.{key}", getattr(al, key), s(f"alerts.{key}"),
-                              "must be 0 or more")
+            raise ConfigError(
+                f"alerts.{key}", getattr(al, key), s(f"alerts.{key}"), "must be 0 or more"
+            )
     if al.poll_stall_secs <= 0:
-        raise ConfigError("alerts.poll_stall_secs", al.poll_stall_secs,
-                          s("alerts.poll_stall_secs"), "must be positive")
+        raise ConfigError(
+            "alerts.poll_stall_secs",
+            al.poll_stall_secs,
+            s("alerts.poll_stall_secs"),
+            "must be positive",
+        )
     if not is_loopback(cfg.api.host) and not cfg.api.token:
         raise ConfigError(
-            "api.token", "", s("api.token"),
+            "api.token",
+            "",
+            s("api.host"),
             f"api.host is {cfg.api.host!r}, not loopback: set a token "
             "(clients then send 'Authorization: Bearer <token>')",
         )
@@ -306,8 +347,12 @@ def _validate(cfg: Config, src: Mapping[str, str]) -> None:
 
 def _parse_rules(raw: object, source: str) -> tuple[ClassifierRule, ...]:
     if not isinstance(raw, list):
-        raise ConfigError("classifier.rules", raw, source, "expected a list of tables "
-                          "([[classifier.rules]] with pattern, workload and field)")
+        raise ConfigError(
+            "classifier.rules",
+            raw,
+            source,
+            "expected a list of tables ([[classifier.rules]] with pattern, workload and field)",
+        )
     rules = []
     for i, item in enumerate(raw):
         key = f"classifier.rules[{i}]"
@@ -315,20 +360,32 @@ def _parse_rules(raw: object, source: str) -> tuple[ClassifierRule, ...]:
             raise ConfigError(key, item, source, "expected a table")
         unknown = set(item) - {"pattern", "workload", "field"}
         if unknown:
-            raise ConfigError(f"{key}.{sorted(unknown)[0]}", item[sorted(unknown)[0]], source,
-                              "unknown key (expected pattern, workload, field)")
-        pattern, workload, fld = item.get("pattern"), item.get("workload"), item.get("field",
-                                                                                      "cmdline")
+            raise ConfigError(
+                f"{key}.{sorted(unknown)[0]}",
+                item[sorted(unknown)[0]],
+                source,
+                "unknown key (expected pattern, workload, field)",
+            )
+        pattern, workload, fld = (
+            item.get("pattern"),
+            item.get("workload"),
+            item.get("field", "cmdline"),
+        )
         if not isinstance(pattern, str) or not pattern:
             raise ConfigError(f"{key}.pattern", pattern, source, "expected a regular expression")
         try:
             re.compile(pattern)
         except re.error as exc:
-            raise ConfigError(f"{key}.pattern", pattern, source,
-                              f"invalid regular expression: {exc}") from None
+            raise ConfigError(
+                f"{key}.pattern", pattern, source, f"invalid regular expression: {exc}"
+            ) from None
         if workload not in {w.value for w in Workload}:
-            raise ConfigError(f"{key}.workload", workload, source,
-                              f"must be one of {', '.join(w.value for w in Workload)}")
+            raise ConfigError(
+                f"{key}.workload",
+                workload,
+                source,
+                f"must be one of {', '.join(w.value for w in Workload)}",
+            )
         if fld not in ("cmdline", "name"):
             raise ConfigError(f"{key}.field", fld, source, "must be 'cmdline' or 'name'")
         rules.append(ClassifierRule(pattern=pattern, workload=Workload(workload), field=fld))
@@ -360,11 +417,12 @@ def load_config(
             with file.open("rb") as fh:
                 data = tomllib.load(fh)
         except FileNotFoundError:
-            raise ConfigError("config file", str(file), "command line or GPM_CONFIG",
-                              "file not found") from None
+            raise ConfigError(
+                "config file", str(file), "command line or GPM_CONFIG", "file not found"
+            ) from None
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError("config file", str(file), str(file), f"cannot read: {exc}") from None
-        _apply_file(data, str(file), values, sources)
+        _apply_file(data, str(file), values, sources, env)
     else:
         file = None
 
@@ -379,7 +437,8 @@ def load_config(
     cfg = Config(**sections)  # type: ignore[arg-type]
     if "storage.archive_dir" not in sources and "service.data_dir" in sources:
         cfg = dataclasses.replace(
-            cfg, storage=dataclasses.replace(cfg.storage, archive_dir=cfg.service.data_dir / "archive")
+            cfg,
+            storage=dataclasses.replace(cfg.storage, archive_dir=cfg.service.data_dir / "archive"),
         )
         sources["storage.archive_dir"] = "default (data_dir/archive)"
     _validate(cfg, sources)
@@ -387,13 +446,17 @@ def load_config(
 
 
 def _apply_file(
-    data: Mapping[str, object], source: str,
-    values: dict[str, dict[str, object]], sources: dict[str, str],
+    data: Mapping[str, object],
+    source: str,
+    values: dict[str, dict[str, object]],
+    sources: dict[str, str],
+    env: Mapping[str, str],
 ) -> None:
     for section, body in data.items():
         if section not in _SECTION_TYPES:
-            raise ConfigError(section, body, source,
-                              f"unknown section (known: {', '.join(_SECTION_TYPES)})")
+            raise ConfigError(
+                section, body, source, f"unknown section (known: {', '.join(_SECTION_TYPES)})"
+            )
         if not isinstance(body, dict):
             raise ConfigError(section, body, source, "expected a [section] table")
         for key, raw in body.items():
@@ -408,7 +471,7 @@ def _apply_file(
                 except KeyError:
                     known = ", ".join(f.name for f in fields(_SECTION_TYPES[section]))
                     raise ConfigError(full, raw, source, f"unknown key (known: {known})") from None
-                values[section][key] = _coerce(kind, raw, full, source, from_env=False)
+                values[section][key] = _coerce(kind, raw, full, source, False, env)
             sources[full] = source
 
 
@@ -422,18 +485,24 @@ def _apply_env(
         section = next((s for s in _SECTION_TYPES if rest.startswith(s + "_")), None)
         source = f"env {name}"
         if section is None:
-            raise ConfigError(name, raw, source,
-                              f"unknown setting (expected GPM_<SECTION>_<KEY>, sections: "
-                              f"{', '.join(s.upper() for s in _SECTION_TYPES)})")
-        key = rest[len(section) + 1:]
+            raise ConfigError(
+                name,
+                raw,
+                source,
+                f"unknown setting (expected GPM_<SECTION>_<KEY>, sections: "
+                f"{', '.join(s.upper() for s in _SECTION_TYPES)})",
+            )
+        key = rest[len(section) + 1 :]
         full = f"{section}.{key}"
         if section == "classifier":
-            raise ConfigError(full, raw, source, "classifier rules can only be set in the TOML file")
+            raise ConfigError(
+                full, raw, source, "classifier rules can only be set in the TOML file"
+            )
         try:
             kind = _field_kind(section, key)
         except KeyError:
             raise ConfigError(full, raw, source, "unknown key") from None
-        values[section][key] = _coerce(kind, raw, full, source, from_env=True)
+        values[section][key] = _coerce(kind, raw, full, source, True, env)
         sources[full] = source
 
 
@@ -446,10 +515,15 @@ def describe(loaded: LoadedConfig) -> list[tuple[str, str, str]]:
             key = f"{name}.{f.name}"
             value = getattr(section, f.name)
             if name == "classifier":
-                shown = "[" + ", ".join(
-                    f"{{pattern = {r.pattern!r}, workload = {r.workload.value!r}, field = {r.field!r}}}"
-                    for r in value
-                ) + "]"
+                shown = (
+                    "["
+                    + ", ".join(
+                        f"{{pattern = {r.pattern!r}, workload = {r.workload.value!r}, "
+                        f"field = {r.field!r}}}"
+                        for r in value
+                    )
+                    + "]"
+                )
             else:
                 shown = _toml_value(value, secret=f.name == "token")
             rows.append((key, shown, loaded.sources.get(key, DEFAULT)))

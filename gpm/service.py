@@ -64,8 +64,10 @@ def bind_sockets(host: str, ports: list[int], what: str) -> list[socket.socket]:
             sock.close()
             for s in socks:
                 s.close()
-            raise OSError(f"{what}: cannot listen on {host}:{port}: {exc.strerror} "
-                          f"(is another program using the port? change it in the config)") from None
+            raise OSError(
+                f"{what}: cannot listen on {host}:{port}: {exc.strerror} "
+                f"(is another program using the port? change it in the config)"
+            ) from None
         sock.listen(128)
         sock.setblocking(False)
         socks.append(sock)
@@ -73,8 +75,9 @@ def bind_sockets(host: str, ports: list[int], what: str) -> list[socket.socket]:
 
 
 class Service:
-    def __init__(self, config: Config, *, demo: bool = False,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, config: Config, *, demo: bool = False, clock: Callable[[], float] = time.time
+    ) -> None:
         self.config = config
         self.demo = demo
         self.clock = clock
@@ -95,16 +98,20 @@ class Service:
         except DatabaseError as exc:
             raise StartupError(str(exc)) from None
         self.queries = Queries(cfg.database_path, cfg.storage.archive_dir)
-        self.source: GpuSource = open_gpu_source(cfg.gpu, demo=self.demo,
-                                                 logger=logging.getLogger("gpm.gpu"))
+        self.source: GpuSource = open_gpu_source(
+            cfg.gpu, demo=self.demo, logger=logging.getLogger("gpm.gpu")
+        )
         self.tracker = ProcessTracker(rules=cfg.classifier.rules, clock=self.clock)
         self.alerts = AlertEngine(cfg.alerts)
         self._session_sinks: list[Callable[[LlmSession], None]] = [self.writer.add_session]
         try:
             await self._start_parts()
             self.ready.set()
-            log.info("GPM running: GPUs from %s, polling every %.1fs", self.source.name,
-                     cfg.service.poll_interval_secs)
+            log.info(
+                "GPM running: GPUs from %s, polling every %.1fs",
+                self.source.name,
+                cfg.service.poll_interval_secs,
+            )
             poller = asyncio.create_task(self._poll_loop(stop), name="poll")
             archiver = asyncio.create_task(self._archive_loop(stop), name="archive")
             await stop.wait()
@@ -154,9 +161,12 @@ class Service:
         from gpm.telemetry.otlp import OtlpExporter
 
         t = self.config.telemetry
-        exporter = OtlpExporter(self.state, endpoint=t.otlp_endpoint,
-                                interval=t.otlp_export_interval_secs,
-                                logger=logging.getLogger("gpm.otlp"))
+        exporter = OtlpExporter(
+            self.state,
+            endpoint=t.otlp_endpoint,
+            interval=t.otlp_export_interval_secs,
+            logger=logging.getLogger("gpm.otlp"),
+        )
         exporter.start()
         self._stoppers.append(exporter.stop)
         self._session_sinks.append(exporter.observe_session)
@@ -175,16 +185,26 @@ class Service:
             self._stoppers.append(demo_backend.stop)
             backend_url = demo_backend.url
         if o.enable_proxy:
-            proxy = LlmProxy(backend_url, o.proxy_host, o.proxy_port,
-                             on_session=self._on_session, store_prompts=o.store_prompts,
-                             logger=logging.getLogger("gpm.proxy"))
+            proxy = LlmProxy(
+                backend_url,
+                o.proxy_host,
+                o.proxy_port,
+                on_session=self._on_session,
+                store_prompts=o.store_prompts,
+                logger=logging.getLogger("gpm.proxy"),
+            )
             try:
                 await proxy.start()
             except OSError as exc:
                 self.state.health.errors["startup"] += 1
-                log.error("LLM proxy not started: cannot listen on %s:%d (%s). Is Ollama still "
-                          "on that port? Move it with OLLAMA_HOST=127.0.0.1:11435, or set "
-                          "ollama.proxy_port", o.proxy_host, o.proxy_port, exc.strerror or exc)
+                log.error(
+                    "LLM proxy not started: cannot listen on %s:%d (%s). Is Ollama still "
+                    "on that port? Move it with OLLAMA_HOST=127.0.0.1:11435, or set "
+                    "ollama.proxy_port",
+                    o.proxy_host,
+                    o.proxy_port,
+                    exc.strerror or exc,
+                )
             else:
                 self._stoppers.append(proxy.stop)
                 log.info("LLM proxy on http://%s:%d -> %s", o.proxy_host, proxy.port, backend_url)
@@ -202,14 +222,23 @@ class Service:
     def _start_api(self) -> None:
         a = self.config.api
         socks = bind_sockets(a.host, [a.port, a.dashboard_port], "API")
-        ctx = ApiContext(config=self.config, queries=self.queries, hub=self.hub,
-                         state=self.state, simulated=self.source.name == "simulated",
-                         clock=self.clock)
+        ctx = ApiContext(
+            config=self.config,
+            queries=self.queries,
+            hub=self.hub,
+            state=self.state,
+            simulated=self.source.name == "simulated",
+            clock=self.clock,
+        )
         server = _serve_api(create_app(ctx), socks)
         self._tasks.append(asyncio.create_task(server.serve(sockets=socks), name="api"))
         self._stoppers.append(lambda: setattr(server, "should_exit", True))
-        log.info("Dashboard at http://%s:%d/ (and :%d), API under /api/", a.host, a.port,
-                 a.dashboard_port)
+        log.info(
+            "Dashboard at http://%s:%d/ (and :%d), API under /api/",
+            a.host,
+            a.port,
+            a.dashboard_port,
+        )
 
     async def _shutdown(self) -> None:
         now = self.clock()
@@ -243,8 +272,12 @@ class Service:
                 missed = int((now - due) // interval) + 1
                 due += missed * interval
                 self.state.health.polls_skipped += missed
-                log.warning("poll took %.2fs, longer than the %.2fs interval: skipped %d poll(s)",
-                            self.state.health.last_poll_seconds or 0.0, interval, missed)
+                log.warning(
+                    "poll took %.2fs, longer than the %.2fs interval: skipped %d poll(s)",
+                    self.state.health.last_poll_seconds or 0.0,
+                    interval,
+                    missed,
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=max(0.0, due - loop.time()))
 
@@ -290,8 +323,11 @@ class Service:
                 return
             try:
                 report = await asyncio.to_thread(
-                    run_retention, self.config.database_path, s.archive_dir,
-                    retention_days=s.retention_days, archive=s.enable_parquet_archival,
+                    run_retention,
+                    self.config.database_path,
+                    s.archive_dir,
+                    retention_days=s.retention_days,
+                    archive=s.enable_parquet_archival,
                     now=self.clock(),
                 )
                 log.info("retention: %s", report.describe())
@@ -309,8 +345,13 @@ class Service:
                 self.state.health.errors["session_sink"] += 1
                 log.warning("recording an LLM session failed: %s", exc)
 
-    def _on_models(self, models: tuple[LoadedModel, ...], events: list[ModelEvent],
-                   backend_up: bool, version: str | None) -> None:
+    def _on_models(
+        self,
+        models: tuple[LoadedModel, ...],
+        events: list[ModelEvent],
+        backend_up: bool,
+        version: str | None,
+    ) -> None:
         self.state.models = models
         self.state.backend_up = backend_up
         self.state.backend_version = version
@@ -319,8 +360,14 @@ class Service:
 
 
 def _serve_api(app: Any, socks: list[socket.socket]) -> _ApiServer:
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,
-                            timeout_graceful_shutdown=2, proxy_headers=False)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
+        timeout_graceful_shutdown=2,
+        proxy_headers=False,
+    )
     return _ApiServer(config)
 
 
@@ -365,8 +412,10 @@ def run_server(loaded: LoadedConfig) -> int:
 
     cfg = loaded.config
     if not cfg.database_path.exists():
-        raise CliError(f"no database at {cfg.database_path}: start `gpm run` first, or point "
-                       "service.data_dir at its data directory")
+        raise CliError(
+            f"no database at {cfg.database_path}: start `gpm run` first, or point "
+            "service.data_dir at its data directory"
+        )
 
     async def main(stop: asyncio.Event) -> None:
         queries = Queries(cfg.database_path, cfg.storage.archive_dir)
@@ -375,8 +424,9 @@ def run_server(loaded: LoadedConfig) -> int:
         socks = bind_sockets(a.host, [a.port, a.dashboard_port], "API")
         server = _serve_api(create_app(ApiContext(config=cfg, queries=queries, hub=hub)), socks)
         task = asyncio.create_task(server.serve(sockets=socks))
-        log.info("gpm-server: dashboard at http://%s:%d/ reading %s", a.host, a.port,
-                 cfg.database_path)
+        log.info(
+            "gpm-server: dashboard at http://%s:%d/ reading %s", a.host, a.port, cfg.database_path
+        )
         while not stop.is_set():  # follow the writer: publish each new poll to the stream
             try:
                 snap = await asyncio.to_thread(queries.latest_snapshot)

@@ -12,14 +12,32 @@ from gpm.model import Alert, GpuProcess, GpuSample, LlmSession, LoadedModel, Pro
 from gpm.timefmt import to_rfc3339
 
 _SAMPLE_FIELDS = (
-    "gpu_id", "uuid", "name", "simulated", "up", "error",
-    "utilization_percent", "memory_utilization_percent",
-    "memory_used_bytes", "memory_total_bytes", "memory_free_bytes",
-    "temperature_celsius", "power_watts", "power_limit_watts", "fan_percent",
-    "clock_graphics_mhz", "clock_sm_mhz", "clock_memory_mhz", "performance_state",
-    "encoder_utilization_percent", "decoder_utilization_percent",
-    "pcie_tx_bytes_per_second", "pcie_rx_bytes_per_second",
-    "energy_joules", "ecc_errors_corrected", "ecc_errors_uncorrected",
+    "gpu_id",
+    "uuid",
+    "name",
+    "simulated",
+    "up",
+    "error",
+    "utilization_percent",
+    "memory_utilization_percent",
+    "memory_used_bytes",
+    "memory_total_bytes",
+    "memory_free_bytes",
+    "temperature_celsius",
+    "power_watts",
+    "power_limit_watts",
+    "fan_percent",
+    "clock_graphics_mhz",
+    "clock_sm_mhz",
+    "clock_memory_mhz",
+    "performance_state",
+    "encoder_utilization_percent",
+    "decoder_utilization_percent",
+    "pcie_tx_bytes_per_second",
+    "pcie_rx_bytes_per_second",
+    "energy_joules",
+    "ecc_errors_corrected",
+    "ecc_errors_uncorrected",
 )
 
 
@@ -47,9 +65,7 @@ def sample_view(s: GpuSample, now: float) -> dict[str, Any]:
     pct = s.memory_percent
     out["memory_percent"] = round(pct, 2) if pct is not None else None
     out["throttle_reasons"] = list(s.throttle_reasons) if s.throttle_reasons is not None else None
-    out["processes"] = (
-        None if s.processes is None else [process_view(p, now) for p in s.processes]
-    )
+    out["processes"] = None if s.processes is None else [process_view(p, now) for p in s.processes]
     return out
 
 

@@ -67,8 +67,9 @@ def _unprocessable(param: str, problem: str) -> HTTPException:
     return HTTPException(status_code=422, detail=f"{param}: {problem}")
 
 
-def _time_range(start_date: str | None, end_date: str | None, now: float,
-                default_seconds: float = DAY) -> tuple[float, float]:
+def _time_range(
+    start_date: str | None, end_date: str | None, now: float, default_seconds: float = DAY
+) -> tuple[float, float]:
     """Parse an optional RFC3339 range; defaults to the last day; 422 naming the parameter."""
     try:
         end = parse_rfc3339(end_date) if end_date else now
@@ -88,8 +89,10 @@ def _time_range(start_date: str | None, end_date: str | None, now: float,
 def _iso_fields(obj: Any, keys: tuple[str, ...] = ("timestamp", "start", "end")) -> Any:
     """Epoch floats from the queries -> RFC3339, recursively, for the named keys."""
     if isinstance(obj, dict):
-        return {k: (to_rfc3339(v) if k in keys and isinstance(v, int | float) else
-                    _iso_fields(v, keys)) for k, v in obj.items()}
+        return {
+            k: (to_rfc3339(v) if k in keys and isinstance(v, int | float) else _iso_fields(v, keys))
+            for k, v in obj.items()
+        }
     if isinstance(obj, list):
         return [_iso_fields(v, keys) for v in obj]
     return obj
@@ -126,8 +129,11 @@ def create_app(ctx: ApiContext) -> FastAPI:
     @app.get("/api/info", response_model=schemas.Info, tags=["gpus"])
     def info() -> dict[str, Any]:
         snap = snapshot()
-        gpus = [{"gpu_id": g.gpu_id, "uuid": g.uuid, "name": g.name} for g in snap.gpus] \
-            if snap else []
+        gpus = (
+            [{"gpu_id": g.gpu_id, "uuid": g.uuid, "name": g.name} for g in snap.gpus]
+            if snap
+            else []
+        )
         held = ctx.queries.data_range()
         return {
             "version": __version__,
@@ -137,8 +143,10 @@ def create_app(ctx: ApiContext) -> FastAPI:
             "gpu_count": len(gpus),
             "gpus": gpus,
             "database_path": str(cfg.database_path),
-            "data_range": {"oldest": to_rfc3339(held[0]) if held else None,
-                           "newest": to_rfc3339(held[1]) if held else None},
+            "data_range": {
+                "oldest": to_rfc3339(held[0]) if held else None,
+                "newest": to_rfc3339(held[1]) if held else None,
+            },
             "parts": {
                 "proxy": cfg.ollama.enabled and cfg.ollama.enable_proxy,
                 "prometheus": cfg.telemetry.enable_prometheus,
@@ -158,12 +166,21 @@ def create_app(ctx: ApiContext) -> FastAPI:
     def realtime() -> dict[str, Any]:
         return snapshot_view(snapshot())
 
-    @app.get("/api/stream", tags=["gpus"], response_class=StreamingResponse,
-             responses={200: {"content": {"text/event-stream": {}},
-                              "description": "one `snapshot` event per poll"}})
+    @app.get(
+        "/api/stream",
+        tags=["gpus"],
+        response_class=StreamingResponse,
+        responses={
+            200: {
+                "content": {"text/event-stream": {}},
+                "description": "one `snapshot` event per poll",
+            }
+        },
+    )
     async def stream() -> StreamingResponse:
         return StreamingResponse(
-            ctx.hub.subscribe(), media_type="text/event-stream",
+            ctx.hub.subscribe(),
+            media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
@@ -201,7 +218,9 @@ def create_app(ctx: ApiContext) -> FastAPI:
 
     @app.get("/api/process-events", response_model=schemas.ProcessEvents, tags=["history"])
     def process_events(
-        start_date: Date = None, end_date: Date = None, gpu_id: GpuId | None = None,
+        start_date: Date = None,
+        end_date: Date = None,
+        gpu_id: GpuId | None = None,
         limit: Annotated[int, Query(ge=1, le=10000)] = 500,
     ) -> dict[str, Any]:
         start, end = _time_range(start_date, end_date, ctx.clock())
@@ -210,14 +229,14 @@ def create_app(ctx: ApiContext) -> FastAPI:
 
     @app.get("/api/llm-sessions", response_model=schemas.Sessions, tags=["llm"])
     def llm_sessions(
-        start_date: Date = None, end_date: Date = None,
+        start_date: Date = None,
+        end_date: Date = None,
         model: Annotated[str | None, Query(max_length=256)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     ) -> dict[str, Any]:
         start, end = _time_range(start_date, end_date, ctx.clock())
-        total, sessions = ctx.queries.sessions(start, end, model=model, limit=limit,
-                                               offset=offset)
+        total, sessions = ctx.queries.sessions(start, end, model=model, limit=limit, offset=offset)
         return {"total": total, "sessions": [session_view(s) for s in sessions]}
 
     @app.get("/api/llm-stats", response_model=schemas.LlmStats, tags=["llm"])
@@ -245,31 +264,54 @@ def create_app(ctx: ApiContext) -> FastAPI:
             for a in reversed(events):
                 latest[(a.rule, a.gpu_id)] = a
             active = [a for a in latest.values() if a.state == "firing"]
-        return {"active": [alert_view(a) for a in active],
-                "events": [alert_view(a) for a in events]}
+        return {
+            "active": [alert_view(a) for a in active],
+            "events": [alert_view(a) for a in events],
+        }
 
     @app.get("/api/weekly-summaries", response_model=schemas.WeeklySummaries, tags=["history"])
     def weekly_summaries(weeks: Annotated[int, Query(ge=1, le=520)] = 4) -> dict[str, Any]:
         rows = ctx.queries.weekly_summaries(weeks)
-        gpus = [{k: getattr(r, k) for k in schemas.GpuWeek.model_fields} for r in rows
-                if r.model is None]
-        models = [{k: getattr(r, k) for k in schemas.ModelWeek.model_fields} for r in rows
-                  if r.model is not None]
+        gpus = [
+            {k: getattr(r, k) for k in schemas.GpuWeek.model_fields}
+            for r in rows
+            if r.model is None
+        ]
+        models = [
+            {k: getattr(r, k) for k in schemas.ModelWeek.model_fields}
+            for r in rows
+            if r.model is not None
+        ]
         return {"gpus": gpus, "models": models}
 
-    @app.get("/api/export", tags=["history"], response_class=StreamingResponse,
-             responses={200: {"content": {"text/csv": {}, "application/json": {},
-                                          "application/vnd.apache.parquet": {}}}})
+    @app.get(
+        "/api/export",
+        tags=["history"],
+        response_class=StreamingResponse,
+        responses={
+            200: {
+                "content": {
+                    "text/csv": {},
+                    "application/json": {},
+                    "application/vnd.apache.parquet": {},
+                }
+            }
+        },
+    )
     def export(
-        start_date: Date = None, end_date: Date = None,
+        start_date: Date = None,
+        end_date: Date = None,
         format: Literal["csv", "json", "parquet"] = "csv",
         table: Literal["gpu_metrics", "llm_sessions", "process_events", "alerts"] = "gpu_metrics",
     ) -> StreamingResponse:
         start, end = _time_range(start_date, end_date, ctx.clock())
         return StreamingResponse(
             _export_chunks(ctx.queries, table, start, end, format),
-            media_type={"csv": "text/csv", "json": "application/json",
-                        "parquet": "application/vnd.apache.parquet"}[format],
+            media_type={
+                "csv": "text/csv",
+                "json": "application/json",
+                "parquet": "application/vnd.apache.parquet",
+            }[format],
             headers={"Content-Disposition": f'attachment; filename="gpm-{table}.{format}"'},
         )
 
@@ -277,8 +319,9 @@ def create_app(ctx: ApiContext) -> FastAPI:
     return app
 
 
-def _export_chunks(queries: Queries, table: str, start: float, end: float,
-                   fmt: str) -> Iterator[bytes]:
+def _export_chunks(
+    queries: Queries, table: str, start: float, end: float, fmt: str
+) -> Iterator[bytes]:
     """Run the export into a spooled buffer and stream it out in pieces."""
     import tempfile
 
@@ -293,23 +336,37 @@ def _export_chunks(queries: Queries, table: str, start: float, end: float,
 
 def _add_security(app: FastAPI, cfg: Config) -> None:
     """Bearer token when bound off loopback; CORS only for GPM's own dashboard origins."""
-    origins = [f"http://{h}:{p}" for h in {cfg.api.host, "127.0.0.1", "localhost"}
-               for p in (cfg.api.port, cfg.api.dashboard_port)]
-    app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET"],
-                       allow_headers=["Authorization"])
+    origins = [
+        f"http://{h}:{p}"
+        for h in {cfg.api.host, "127.0.0.1", "localhost"}
+        for p in (cfg.api.port, cfg.api.dashboard_port)
+    ]
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_methods=["GET"],
+        allow_headers=["Authorization"],
+    )
     if is_loopback(cfg.api.host):
         return
     expected = cfg.api.token.encode()
 
     @app.middleware("http")
-    async def require_token(request: Request,
-                            call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def require_token(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         header = request.headers.get("authorization", "")
-        given = header[7:] if header.lower().startswith("bearer ") else \
-            request.query_params.get("token", "")
+        given = (
+            header[7:]
+            if header.lower().startswith("bearer ")
+            else request.query_params.get("token", "")
+        )
         if not hmac.compare_digest(given.encode(), expected):
-            return JSONResponse({"detail": "missing or wrong bearer token"}, status_code=401,
-                                headers={"WWW-Authenticate": "Bearer"})
+            return JSONResponse(
+                {"detail": "missing or wrong bearer token"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         return await call_next(request)
 
 
