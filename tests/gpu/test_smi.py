@@ -1,0 +1,476 @@
+"""The nvidia-smi fallback: parsers against real captures, SmiSource against fake executables."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gpm.gpu.smi import (
+    MIB,
+    SmiSource,
+    decode_clock_event_reasons,
+    merge_pmon,
+    parse_csv,
+    parse_monitor_table,
+    pmon_processes,
+    processes_from_rows,
+    samples_from_rows,
+)
+from gpm.model import GpuProcess, GpuSample
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "nvidia-smi"
+ZERO_UUID = "GPU-00000000-0000-0000-0000-000000000000"
+
+
+def fixture(name: str) -> str:
+    return (FIXTURES / name).read_text()
+
+
+def gpus_from(name: str, fields: list[str] | None = None) -> tuple[GpuSample, ...]:
+    problems: list[str] = []
+    samples = samples_from_rows(parse_csv(fixture(name), fields, problems), 100.0, None, problems)
+    assert problems == []
+    return samples
+
+
+# --- parsers, one test per captured file -------------------------------------------------------
+
+
+def test_query_gpu_with_units_reads_every_capture() -> None:
+    h100, h100_mig, rtx4080, rtx2080 = gpus_from("query-gpu-units.csv")
+    assert h100 == GpuSample(
+        gpu_id=0,
+        timestamp=100.0,
+        uuid=ZERO_UUID,
+        name="NVIDIA H100 80GB HBM3",
+        utilization_percent=100.0,
+        memory_utilization_percent=11.0,
+        memory_total_bytes=81559 * MIB,
+        memory_used_bytes=19818 * MIB,
+        memory_free_bytes=61263 * MIB,
+        temperature_celsius=59.0,
+        power_watts=631.95,
+        power_limit_watts=700.0,
+        fan_percent=None,
+        clock_graphics_mhz=1980,
+        clock_memory_mhz=2619,
+        performance_state=0,
+        encoder_utilization_percent=0.0,
+        decoder_utilization_percent=0.0,
+        processes=None,
+    )
+    assert h100_mig.utilization_percent is None
+    assert h100_mig.encoder_utilization_percent is None
+    assert h100_mig.power_watts == 433.78
+    assert h100_mig.memory_used_bytes == 11125 * MIB
+    assert (rtx4080.performance_state, rtx4080.fan_percent, rtx4080.power_watts) == (8, 0.0, 26.2)
+    assert (rtx4080.clock_graphics_mhz, rtx4080.clock_memory_mhz) == (210, 405)
+    assert (rtx2080.performance_state, rtx2080.fan_percent) == (2, 38.0)
+    assert rtx2080.encoder_utilization_percent == 100.0
+    assert rtx2080.memory_total_bytes == 8192 * MIB
+
+
+def test_query_gpu_multi_uses_row_position_and_header_aliases() -> None:
+    first, second = gpus_from("query-gpu-multi.csv")
+    assert (first.gpu_id, first.name, first.fan_percent) == (0, "GeForce GTX 1080 Ti", 37.0)
+    assert (first.memory_total_bytes, first.memory_used_bytes) == (11175 * MIB, 10356 * MIB)
+    assert (first.utilization_percent, first.temperature_celsius) == (100.0, 67.0)
+    assert (first.power_watts, first.clock_graphics_mhz, first.clock_memory_mhz) == (
+        280.72,
+        1885,
+        5508,
+    )
+    assert (second.gpu_id, second.name, second.power_watts) == (1, "GeForce GTX 1060 6GB", 121.51)
+    assert (second.clock_graphics_mhz, second.clock_memory_mhz) == (1746, 3802)
+
+
+def test_noheader_nounits_reads_na_and_not_supported_as_none() -> None:
+    fields = [
+        "memory.total",
+        "memory.free",
+        "memory.used",
+        "temperature.gpu",
+        "fan.speed",
+        "utilization.gpu",
+        "utilization.memory",
+    ]
+    newer, older = gpus_from("query-gpu-nounits-na.csv", fields)
+    for gpu in (newer, older):
+        assert gpu.fan_percent is None
+        assert (gpu.memory_total_bytes, gpu.memory_free_bytes) == (2004 * MIB, 2004 * MIB)
+        assert (gpu.memory_used_bytes, gpu.temperature_celsius) == (0, 44.0)
+        assert (gpu.utilization_percent, gpu.memory_utilization_percent) == (0.0, 0.0)
+
+
+def test_v100_noheader_in_driver_order() -> None:
+    fields = [
+        "fan.speed",
+        "memory.total",
+        "memory.used",
+        "memory.free",
+        "pstate",
+        "temperature.gpu",
+        "name",
+        "uuid",
+        "utilization.gpu",
+        "utilization.memory",
+        "index",
+    ]
+    (v100,) = gpus_from("query-gpu-v100-nounits.csv", fields)
+    assert v100.gpu_id == 3
+    assert v100.name == "Tesla V100-SXM2-32GB"
+    assert v100.uuid == "GPU-124-124-1241-241241241242341"
+    assert (v100.fan_percent, v100.performance_state, v100.temperature_celsius) == (None, 0, 35.0)
+    assert v100.memory_total_bytes == 32510 * MIB
+    assert v100.memory_free_bytes == 32510 * MIB
+
+
+def test_compute_apps_grouped_by_uuid() -> None:
+    procs = processes_from_rows(parse_csv(fixture("query-compute-apps.csv")))
+    assert procs == {
+        ZERO_UUID: (
+            GpuProcess(pid=11345, name="./gpu_burn", gpu_memory_bytes=15690 * MIB),
+            GpuProcess(pid=2165, name="/usr/bin/kwin_wayland", gpu_memory_bytes=25 * MIB),
+            GpuProcess(pid=5022, name="ffmpeg", gpu_memory_bytes=503 * MIB),
+        )
+    }
+
+
+def test_compute_apps_on_windows_has_unknown_memory() -> None:
+    procs = processes_from_rows(parse_csv(fixture("query-compute-apps-wddm.csv")))
+    assert procs == {
+        ZERO_UUID: (GpuProcess(pid=2056, name=r"C:\Windows\System32\dwm.exe"),),
+    }
+
+
+def test_pmon_reads_graphics_processes_and_dashes() -> None:
+    found = pmon_processes(parse_monitor_table(fixture("pmon.txt")))
+    assert found == [
+        (0, GpuProcess(pid=2165, name="kwin_wayland", kind="compute+graphics")),
+        (0, GpuProcess(pid=2954, name="plasmashell", kind="graphics")),
+        (0, GpuProcess(pid=5022, name="ffmpeg", kind="compute", sm_utilization_percent=5.0)),
+    ]
+
+
+def test_dmon_columns_by_header_name() -> None:
+    (row,) = parse_monitor_table(fixture("dmon.txt"))
+    assert row == {
+        "gpu": "0",
+        "pwr": "631",
+        "gtemp": "63",
+        "mtemp": "57",
+        "sm": "100",
+        "mem": "10",
+        "enc": "0",
+        "dec": "0",
+        "jpg": "0",
+        "ofa": "0",
+        "mclk": "2619",
+        "pclk": "1980",
+    }
+
+
+def test_every_fixture_file_has_a_test() -> None:
+    tested = {
+        "query-gpu-units.csv",
+        "query-gpu-multi.csv",
+        "query-gpu-nounits-na.csv",
+        "query-gpu-v100-nounits.csv",
+        "query-compute-apps.csv",
+        "query-compute-apps-wddm.csv",
+        "pmon.txt",
+        "dmon.txt",
+    }
+    assert {p.name for p in FIXTURES.iterdir()} == tested
+
+
+# --- parser edge cases ---------------------------------------------------------------------------
+
+
+def test_clock_event_bitmask_uses_nvml_names() -> None:
+    assert decode_clock_event_reasons(0) == ()
+    assert decode_clock_event_reasons(0x1 | 0x4 | 0x40) == (
+        "gpu_idle",
+        "sw_power_cap",
+        "hw_thermal_slowdown",
+    )
+    assert decode_clock_event_reasons(0x1FF)[-1] == "display_clock_setting"
+    assert len(decode_clock_event_reasons(0x1FF)) == 9
+
+
+def test_every_no_value_token_is_none() -> None:
+    tokens = [
+        "[N/A]",
+        "N/A",
+        "[Not Supported]",
+        "[Insufficient Permissions]",
+        "[Requested functionality has been deprecated]",
+        "[Unknown Error]",
+    ]
+    rows = parse_csv(
+        "\n".join(f"{i}, {t}, {t}" for i, t in enumerate(tokens)),
+        ["index", "power.draw", "clocks_event_reasons.active"],
+    )
+    samples = samples_from_rows(rows, 1.0)
+    assert [s.gpu_id for s in samples] == list(range(len(tokens)))
+    assert all(s.power_watts is None and s.throttle_reasons is None for s in samples)
+
+
+def test_bad_cell_is_reported_and_the_rest_of_the_row_kept() -> None:
+    problems: list[str] = []
+    rows = parse_csv(
+        "0, banana, P9, 0x0000000000000024, 7, 1",
+        [
+            "index",
+            "power.draw",
+            "pstate",
+            "clocks_throttle_reasons.active",
+            "ecc.errors.corrected.volatile.total",
+            "ecc.errors.uncorrected.volatile.total",
+        ],
+    )
+    (gpu,) = samples_from_rows(rows, 1.0, problems=problems)
+    assert problems == ["power.draw: 'banana' is not a number"]
+    assert gpu.power_watts is None
+    assert gpu.performance_state == 9
+    assert gpu.throttle_reasons == ("sw_power_cap", "sw_thermal_slowdown")
+    assert (gpu.ecc_errors_corrected, gpu.ecc_errors_uncorrected) == (7, 1)
+
+
+def test_line_with_wrong_cell_count_is_skipped_with_a_reason() -> None:
+    problems: list[str] = []
+    rows = parse_csv(
+        "0, 50\nWARNING: infoROM is corrupted\n1, 60", ["index", "utilization.gpu"], problems
+    )
+    assert [r["index"] for r in rows] == ["0", "1"]
+    assert len(problems) == 1 and "infoROM" in problems[0]
+
+
+def test_process_name_with_commas_is_joined_back() -> None:
+    rows = parse_csv(
+        "GPU-a, 77, python -c f(1, 2), 300", ["gpu_uuid", "pid", "process_name", "used_gpu_memory"]
+    )
+    assert processes_from_rows(rows) == {
+        "GPU-a": (GpuProcess(pid=77, name="python -c f(1, 2)", gpu_memory_bytes=300 * MIB),)
+    }
+
+
+def test_merge_pmon_adds_graphics_and_sm_and_keeps_memory() -> None:
+    procs = processes_from_rows(parse_csv(fixture("query-compute-apps.csv")))
+    (base,) = samples_from_rows([{"index": "0", "uuid": ZERO_UUID}], 1.0, procs)
+    (merged,) = merge_pmon([base], pmon_processes(parse_monitor_table(fixture("pmon.txt"))))
+    assert merged.processes is not None
+    by_pid = {p.pid: p for p in merged.processes}
+    assert by_pid[2165] == GpuProcess(
+        pid=2165, name="/usr/bin/kwin_wayland", gpu_memory_bytes=25 * MIB, kind="compute+graphics"
+    )
+    assert by_pid[2954] == GpuProcess(pid=2954, name="plasmashell", kind="graphics")
+    assert by_pid[5022].sm_utilization_percent == 5.0
+    assert by_pid[5022].gpu_memory_bytes == 503 * MIB
+    assert by_pid[11345].kind == "compute"
+    unknown = GpuSample(gpu_id=0, timestamp=1.0, processes=None)
+    assert merge_pmon([unknown], [(0, by_pid[2954])]) == (unknown,)
+
+
+# --- SmiSource against fake nvidia-smi executables ----------------------------------------------
+
+FAKE = """\
+#!{python}
+import json, os, sys, time
+SCENARIO = json.loads({scenario!r})
+LOG = {log!r}
+args = sys.argv[1:]
+with open(LOG, "a") as fh:
+    fh.write(json.dumps(args) + "\\n")
+{body}
+"""
+
+# Answers like a 2-GPU box on an older driver: clocks_event_reasons.active and the ECC fields
+# are rejected the way nvidia-smi rejects them; clocks_throttle_reasons.active works.
+DRIVER = """
+GPUS = [
+    {"index": "0", "uuid": "GPU-aaaa", "name": "NVIDIA GeForce RTX 4090", "utilization.gpu": "97",
+     "utilization.memory": "40", "memory.total": "24564", "memory.used": "20000",
+     "memory.free": "4564", "temperature.gpu": "71", "power.draw": "301.52",
+     "power.limit": "450.00", "fan.speed": "55", "clocks.current.graphics": "2520",
+     "clocks.current.sm": "2520", "clocks.current.memory": "10501", "pstate": "P2",
+     "utilization.encoder": "0", "utilization.decoder": "3",
+     "clocks_throttle_reasons.active": "0x0000000000000004"},
+    {"index": "1", "uuid": "GPU-bbbb", "name": "NVIDIA GeForce RTX 3060", "utilization.gpu": "0",
+     "utilization.memory": "0", "memory.total": "12288", "memory.used": "300",
+     "memory.free": "11988", "temperature.gpu": "38", "power.draw": "[N/A]",
+     "power.limit": "170.00", "fan.speed": "[N/A]", "clocks.current.graphics": "210",
+     "clocks.current.sm": "210", "clocks.current.memory": "405", "pstate": "P8",
+     "utilization.encoder": "[Not Supported]", "utilization.decoder": "0",
+     "clocks_throttle_reasons.active": "0x0000000000000001"},
+]
+if args[0].startswith("--query-gpu="):
+    for field in args[0].split("=", 1)[1].split(","):
+        if field not in GPUS[0] and field not in SCENARIO.get("extra_fields", []):
+            print(f'Field "{field}" is not a valid field to query.')
+            sys.exit(2)
+    fields = args[0].split("=", 1)[1].split(",")
+    for gpu in GPUS:
+        print(", ".join(gpu.get(f, "0") for f in fields))
+elif args[0].startswith("--query-compute-apps="):
+    print("GPU-aaaa, 4242, /usr/bin/ollama, 8000")
+    print("GPU-aaaa, 5151, python -c train(a, b), 1000")
+elif args[0] == "pmon":
+    if SCENARIO.get("pmon_fails"):
+        print("Failed to start monitoring: not supported", file=sys.stderr)
+        sys.exit(3)
+    print("# gpu   pid  type  sm  mem  enc  dec  command")
+    print("# Idx     #   C/G   %    %    %    %  name")
+    print("    0  4242     C  90   40    -    -  ollama")
+    print("    1  6000     G  10    5    -    -  game.exe")
+"""
+
+HANG = """
+import subprocess
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+with open(SCENARIO["pids"], "a") as fh:
+    fh.write(f"{os.getpid()} {child.pid}\\n")
+time.sleep(120)
+"""
+
+FAIL = """
+print("No devices were found")
+sys.exit(6)
+"""
+
+
+def make_fake(tmp_path: Path, body: str, **scenario: object) -> tuple[str, Path]:
+    """Write an executable fake nvidia-smi; returns its path and its invocation log."""
+    log = tmp_path / "calls.log"
+    script = tmp_path / "nvidia-smi"
+    script.write_text(
+        FAKE.format(python=sys.executable, scenario=json.dumps(scenario), log=str(log), body=body)
+    )
+    script.chmod(0o755)
+    return str(script), log
+
+
+def calls(log: Path) -> list[list[str]]:
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def test_fallback_end_to_end_with_rejected_fields_remembered(tmp_path: Path) -> None:
+    exe, log = make_fake(tmp_path, DRIVER)
+    source = SmiSource(exe, timeout=10.0)
+    snap = source.poll(1000.0)
+    assert (snap.source, snap.message, snap.timestamp) == ("nvidia-smi", None, 1000.0)
+    assert snap.poll_seconds is not None and snap.poll_seconds >= 0
+    gpu0, gpu1 = snap.gpus
+    assert (gpu0.gpu_id, gpu0.uuid, gpu0.name) == (0, "GPU-aaaa", "NVIDIA GeForce RTX 4090")
+    assert (gpu0.utilization_percent, gpu0.memory_used_bytes) == (97.0, 20000 * MIB)
+    assert (gpu0.power_watts, gpu0.power_limit_watts, gpu0.performance_state) == (301.52, 450.0, 2)
+    assert (gpu0.clock_sm_mhz, gpu0.decoder_utilization_percent) == (2520, 3.0)
+    assert gpu0.throttle_reasons == ("sw_power_cap",)
+    assert (gpu0.ecc_errors_corrected, gpu0.timestamp, gpu0.simulated) == (None, 1000.0, False)
+    assert gpu0.processes == (
+        GpuProcess(
+            pid=4242,
+            name="/usr/bin/ollama",
+            gpu_memory_bytes=8000 * MIB,
+            sm_utilization_percent=90.0,
+        ),
+        GpuProcess(pid=5151, name="python -c train(a, b)", gpu_memory_bytes=1000 * MIB),
+    )
+    assert (gpu1.power_watts, gpu1.fan_percent, gpu1.encoder_utilization_percent) == (
+        None,
+        None,
+        None,
+    )
+    assert gpu1.throttle_reasons == ("gpu_idle",)
+    assert gpu1.processes == (
+        GpuProcess(pid=6000, name="game.exe", kind="graphics", sm_utilization_percent=10.0),
+    )
+    queried = [c[0] for c in calls(log) if c[0].startswith("--query-gpu=")]
+    assert len(queried) > 1  # rejected fields were retried without them
+    assert "clocks_throttle_reasons.active" in source.gpu_fields
+    assert not any(f.startswith("ecc.") for f in source.gpu_fields)
+
+    log.write_text("")
+    assert source.poll(1002.0).gpus[0].throttle_reasons == ("sw_power_cap",)
+    again = [c for c in calls(log) if c[0].startswith("--query-gpu=")]
+    assert again == [
+        [f"--query-gpu={','.join(source.gpu_fields)}", "--format=csv,noheader,nounits"]
+    ]
+
+
+def test_newer_driver_keeps_every_field(tmp_path: Path) -> None:
+    extra = [
+        "clocks_event_reasons.active",
+        "ecc.errors.corrected.volatile.total",
+        "ecc.errors.uncorrected.volatile.total",
+    ]
+    exe, log = make_fake(tmp_path, DRIVER, extra_fields=extra)
+    snap = SmiSource(exe, timeout=10.0, use_pmon=False).poll(5.0)
+    assert snap.gpus[0].ecc_errors_corrected == 0
+    assert snap.gpus[0].processes is not None and len(snap.gpus[0].processes) == 2
+    assert [c[0] for c in calls(log)].count("pmon") == 0
+    assert sum(c[0].startswith("--query-gpu=") for c in calls(log)) == 1
+
+
+def test_pmon_failure_keeps_the_poll_and_stops_asking(tmp_path: Path) -> None:
+    exe, log = make_fake(tmp_path, DRIVER, pmon_fails=True)
+    source = SmiSource(exe, timeout=10.0)
+    snap = source.poll(1.0)
+    assert snap.message is None
+    assert snap.gpus[1].processes == ()
+    assert source.use_pmon is False
+    log.write_text("")
+    source.poll(2.0)
+    assert all(c[0] != "pmon" for c in calls(log))
+
+
+def _dead(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_hanging_nvidia_smi_is_killed_at_the_timeout(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    exe, _ = make_fake(tmp_path, HANG, pids=str(pids))
+    source = SmiSource(exe, timeout=1.0)
+    started = time.monotonic()
+    snap = source.poll(7.0)
+    elapsed = time.monotonic() - started
+    assert elapsed < 5.0
+    assert snap.gpus == ()
+    assert snap.message is not None and "timed out after 1 s and was killed" in snap.message
+    assert snap.message.startswith(f"{exe} --query-gpu")
+    started_pids = [int(p) for line in pids.read_text().splitlines() for p in line.split()]
+    assert started_pids  # the fake did start before it was killed
+    deadline = time.monotonic() + 5.0
+    while not all(_dead(p) for p in started_pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [p for p in started_pids if not _dead(p)] == []
+
+
+def test_nonzero_exit_gives_a_message_and_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    exe, _ = make_fake(tmp_path, FAIL)
+    logger = logging.getLogger("test.smi.fail")
+    source = SmiSource(exe, timeout=10.0, use_pmon=False, logger=logger)
+    with caplog.at_level(logging.WARNING, logger="test.smi.fail"):
+        first = source.poll(1.0)
+        second = source.poll(2.0)
+    assert first.gpus == () and second.gpus == ()
+    assert first.message == f"{exe} exited with 6: No devices were found"
+    assert [r.getMessage() for r in caplog.records] == [f"nvidia-smi: {first.message}"]
+
+
+def test_missing_executable_is_a_message_not_a_crash(tmp_path: Path) -> None:
+    snap = SmiSource(str(tmp_path / "absent"), timeout=1.0).poll(3.0)
+    assert snap.gpus == ()
+    assert snap.message is not None and snap.message.startswith(f"cannot run {tmp_path}/absent")
