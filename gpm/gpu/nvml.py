@@ -1,0 +1,447 @@
+"""The NVML GPU source: every GPU's readings and processes through nvidia-ml-py (``pynvml``).
+
+NVML failures are values, not crashes (as in nvitop): a reading the GPU or driver cannot give
+becomes None and the rest of the sample stands; a reading that is unsupported on a device is not
+asked for again until NVML is re-initialised. A GPU that is lost, needs a reset, or whose driver
+went away comes back ``up=False`` with an ``error``; the other GPUs go on, and NVML is shut down
+and initialised again on the next poll until the GPU is back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import threading
+import time
+from functools import lru_cache
+from typing import Any
+
+import pynvml as nv
+
+from gpm.model import GpuProcess, GpuSample, Snapshot
+
+__all__ = ["NvmlSource", "NvmlUnavailable", "decode_throttle_reasons"]
+
+# Errors that say the GPU (or NVML as a whole) is gone, not that one reading is missing.
+_LIFECYCLE = frozenset(
+    {
+        nv.NVML_ERROR_GPU_IS_LOST,
+        nv.NVML_ERROR_DRIVER_NOT_LOADED,
+        nv.NVML_ERROR_LIB_RM_VERSION_MISMATCH,
+        nv.NVML_ERROR_UNINITIALIZED,
+        nv.NVML_ERROR_RESET_REQUIRED,
+    }
+)
+# Errors that say a device will never answer this call: remembered until re-initialisation.
+_UNSUPPORTED = frozenset(
+    {
+        nv.NVML_ERROR_FUNCTION_NOT_FOUND,
+        nv.NVML_ERROR_NOT_SUPPORTED,
+        nv.NVML_ERROR_ARGUMENT_VERSION_MISMATCH,
+    }
+)
+
+_THROTTLE_BITS = (
+    (0x001, "gpu_idle"),
+    (0x002, "applications_clocks_setting"),
+    (0x004, "sw_power_cap"),
+    (0x008, "hw_slowdown"),
+    (0x010, "sync_boost"),
+    (0x020, "sw_thermal_slowdown"),
+    (0x040, "hw_thermal_slowdown"),
+    (0x080, "hw_power_brake_slowdown"),
+    (0x100, "display_clock_setting"),
+)
+_KNOWN_THROTTLE_BITS = sum(bit for bit, _ in _THROTTLE_BITS)
+_PROCESS_LISTS = (
+    ("compute_processes", "compute", nv.nvmlDeviceGetComputeRunningProcesses),
+    ("graphics_processes", "graphics", nv.nvmlDeviceGetGraphicsRunningProcesses),
+)
+
+_SYSTEM_LIBRARY = "libnvidia-ml.so.1"
+_bind_lock = threading.Lock()  # serialises library binding, nvmlInit and nvmlShutdown
+_bound_path: str | None = None  # the library this module installed into pynvml (None: system)
+
+
+class NvmlUnavailable(Exception):
+    """NVML cannot be used at all; the message says what to check or change."""
+
+
+class _GpuDown(Exception):
+    """A lifecycle error on one GPU; the message is the sample's ``error``."""
+
+
+@lru_cache(maxsize=256)
+def decode_throttle_reasons(mask: int) -> tuple[str, ...]:
+    """NVML clock-event reason bits -> short names; bits NVML may add later appear as hex."""
+    names = [name for bit, name in _THROTTLE_BITS if mask & bit]
+    unknown = mask & ~_KNOWN_THROTTLE_BITS
+    names += [f"0x{1 << b:x}" for b in range(unknown.bit_length()) if unknown >> b & 1]
+    return tuple(names)
+
+
+def _init_help(exc: nv.NVMLError, library_path: str | None) -> str:
+    lib = library_path or _SYSTEM_LIBRARY
+    code = exc.value
+    if code == nv.NVML_ERROR_LIBRARY_NOT_FOUND:
+        return (
+            f"NVML library {lib} not found. Is the NVIDIA driver installed? Check with "
+            "`ldconfig -p | grep nvidia-ml`; if the library is elsewhere, set gpu.nvml_library "
+            "to its path; or set gpu.fallback_to_nvidia_smi = true to read GPUs via nvidia-smi."
+        )
+    if code == nv.NVML_ERROR_DRIVER_NOT_LOADED:
+        return (
+            f"NVML ({lib}) found no loaded NVIDIA kernel driver. Check `lsmod | grep nvidia` "
+            "and `nvidia-smi`; load it with `sudo modprobe nvidia`, or reboot after installing "
+            "a driver."
+        )
+    if code == nv.NVML_ERROR_NO_PERMISSION:
+        return (
+            f"NVML ({lib}) was denied access to the GPU device files /dev/nvidia*. Check "
+            "`ls -l /dev/nvidia*` and run GPM as a user that may open them (e.g. a member of "
+            "their group)."
+        )
+    if code == nv.NVML_ERROR_LIB_RM_VERSION_MISMATCH:
+        return (
+            f"NVML ({lib}) and the loaded NVIDIA kernel module are different versions, usually "
+            "after a driver upgrade. Reboot, or reload the module: `sudo rmmod nvidia_uvm "
+            "nvidia_drm nvidia_modeset nvidia && sudo modprobe nvidia`."
+        )
+    return f"NVML ({lib}) could not start: {exc}. Try `nvidia-smi` to see whether the driver works."
+
+
+def _gpu_error(exc: nv.NVMLError) -> str:
+    code = exc.value
+    if code == nv.NVML_ERROR_GPU_IS_LOST:
+        return (
+            "GPU is lost (fell off the bus or crashed); GPM keeps retrying, a reboot may be needed"
+        )
+    if code == nv.NVML_ERROR_RESET_REQUIRED:
+        return "GPU requires a reset (`nvidia-smi -r` or a reboot); GPM keeps retrying"
+    return f"NVML: {exc}; GPM keeps retrying"
+
+
+def _bind_library(library_path: str | None) -> None:
+    """Point pynvml at ``library_path`` (None: the system library) before nvmlInit.
+
+    pynvml keeps one module-wide library handle and a cache of function pointers taken from it;
+    both are swapped under pynvml's own load lock, and only while no one has NVML initialised.
+    """
+    global _bound_path
+    with nv.libLoadLock:
+        if nv.nvmlLib is not None and _bound_path == library_path:
+            return
+        if nv.nvmlLib is not None and nv._nvmlLib_refcount > 0:
+            raise NvmlUnavailable(
+                f"NVML is already in use in this process from {_bound_path or _SYSTEM_LIBRARY}; "
+                f"cannot switch to {library_path or _SYSTEM_LIBRARY} until it is closed"
+            )
+        if library_path is None:
+            nv.nvmlLib = None  # pynvml loads the system library itself in nvmlInit
+        else:
+            try:
+                nv.nvmlLib = ctypes.CDLL(library_path)
+            except OSError as exc:
+                raise NvmlUnavailable(
+                    f"cannot load the NVML library {library_path} (gpu.nvml_library): {exc}. "
+                    "Check the path, or leave gpu.nvml_library empty to use the system's "
+                    f"{_SYSTEM_LIBRARY}."
+                ) from None
+        nv._nvmlGetFunctionPointer_cache.clear()
+        _bound_path = library_path
+
+
+def _start_nvml(library_path: str | None) -> None:
+    with _bind_lock:
+        _bind_library(library_path)
+        try:
+            nv.nvmlInit()
+        except nv.NVMLError as exc:
+            raise NvmlUnavailable(_init_help(exc, library_path)) from None
+
+
+def _stop_nvml() -> None:
+    # An error here means the driver is already gone: nothing is left to release.
+    with _bind_lock, contextlib.suppress(nv.NVMLError):
+        nv.nvmlShutdown()
+
+
+class _Device:
+    """One GPU slot: its handle, static facts, and which calls it does not support."""
+
+    __slots__ = (
+        "ecc_enabled",
+        "error",
+        "handle",
+        "index",
+        "name",
+        "unsupported",
+        "util_seen",
+        "uuid",
+    )
+
+    def __init__(self, index: int, uuid: str | None = None, name: str | None = None) -> None:
+        self.index = index
+        self.handle: Any = None
+        self.uuid = uuid
+        self.name = name
+        self.error: str | None = None
+        self.ecc_enabled = False
+        self.unsupported: set[str] = set()
+        self.util_seen = 0  # newest process-utilization timestamp seen (microseconds)
+
+    def read(self, key: str, fn: Any, *args: Any) -> Any:
+        """``fn(handle, *args)``, None when it fails; raises _GpuDown for lifecycle errors."""
+        if key in self.unsupported:
+            return None
+        try:
+            return fn(self.handle, *args)
+        except nv.NVMLError as exc:
+            if exc.value in _LIFECYCLE:
+                raise _GpuDown(_gpu_error(exc)) from None
+            if exc.value in _UNSUPPORTED:
+                self.unsupported.add(key)
+            return None
+
+    def read_first(
+        self,
+        preferred: tuple[str, Any, tuple[Any, ...]],
+        fallback: tuple[str, Any, tuple[Any, ...]],
+    ) -> Any:
+        """The preferred call, or the fallback once the preferred is known unsupported."""
+        key, fn, args = preferred
+        value = self.read(key, fn, *args)
+        if value is None and key in self.unsupported:
+            key, fn, args = fallback
+            value = self.read(key, fn, *args)
+        return value
+
+
+_MEMORY = (
+    ("memory_v2", nv.nvmlDeviceGetMemoryInfo, (nv.nvmlMemory_v2,)),
+    ("memory", nv.nvmlDeviceGetMemoryInfo, ()),
+)
+_TEMPERATURE = (
+    ("temperature_v", nv.nvmlDeviceGetTemperatureV, (nv.NVML_TEMPERATURE_GPU,)),
+    ("temperature", nv.nvmlDeviceGetTemperature, (nv.NVML_TEMPERATURE_GPU,)),
+)
+_THROTTLE = (
+    ("throttle", nv.nvmlDeviceGetCurrentClocksEventReasons, ()),
+    ("throttle_legacy", nv.nvmlDeviceGetCurrentClocksThrottleReasons, ()),
+)
+
+
+def _text(value: str | bytes | None) -> str | None:
+    """Older bindings return bytes for strings."""
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
+def _scaled(value: int | None, factor: float) -> float | None:
+    return None if value is None else value * factor
+
+
+class NvmlSource:
+    """Reads every NVIDIA GPU through NVML. Not for use on the event loop: ``poll`` blocks."""
+
+    name = "nvml"
+
+    def __init__(self, library_path: str | None = None) -> None:
+        """Start NVML, loading ``library_path`` (gpu.nvml_library) instead of the system one.
+
+        Raises NvmlUnavailable when NVML cannot start at all.
+        """
+        self._library_path = library_path or None
+        self._lock = threading.Lock()
+        self._devices: list[_Device] = []
+        self._message: str | None = None
+        self._reinit = False
+        _start_nvml(self._library_path)
+        self._started = True
+        self._enumerate()
+
+    def poll(self, now: float) -> Snapshot:
+        started = time.perf_counter()
+        with self._lock:
+            if self._reinit:
+                self._restart()
+            samples = [self._poll_device(dev, now) for dev in self._devices]
+        message = None if samples else self._message or "NVML reports no NVIDIA GPUs"
+        return Snapshot(
+            timestamp=now,
+            source=self.name,
+            gpus=tuple(samples),
+            message=message,
+            poll_seconds=time.perf_counter() - started,
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            if self._started:
+                self._started = False
+                _stop_nvml()
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    def _restart(self) -> None:
+        """Shut NVML down and start it again, then re-enumerate; GPUs still gone stay down."""
+        if self._started:
+            self._started = False
+            _stop_nvml()
+        try:
+            _start_nvml(self._library_path)
+        except NvmlUnavailable as exc:
+            self._message = str(exc)
+            for dev in self._devices:
+                dev.error = str(exc)
+            return
+        self._started = True
+        self._enumerate()
+
+    def _enumerate(self) -> None:
+        known = {dev.index: dev for dev in self._devices}
+        self._reinit = False
+        try:
+            count = nv.nvmlDeviceGetCount()
+        except nv.NVMLError as exc:
+            self._message = f"NVML could not count GPUs: {exc}"
+            for dev in self._devices:
+                dev.error = _gpu_error(exc)
+            self._reinit = True
+            return
+        self._message = None
+        self._devices = [self._open(i, known.get(i)) for i in range(count)]
+
+    def _open(self, index: int, previous: _Device | None) -> _Device:
+        dev = _Device(
+            index, previous.uuid if previous else None, previous.name if previous else None
+        )
+        try:
+            dev.handle = nv.nvmlDeviceGetHandleByIndex(index)
+            dev.uuid = _text(dev.read("uuid", nv.nvmlDeviceGetUUID)) or dev.uuid
+            dev.name = _text(dev.read("name", nv.nvmlDeviceGetName)) or dev.name
+            mode = dev.read("ecc_mode", nv.nvmlDeviceGetEccMode)
+            dev.ecc_enabled = bool(mode) and mode[0] == nv.NVML_FEATURE_ENABLED
+        except nv.NVMLError as exc:
+            dev.error = _gpu_error(exc)
+            self._reinit = True
+        except _GpuDown as exc:
+            dev.error = str(exc)
+            self._reinit = True
+        return dev
+
+    # ---- readings ----------------------------------------------------------------------------
+
+    def _poll_device(self, dev: _Device, now: float) -> GpuSample:
+        if dev.error is None:
+            try:
+                return self._sample(dev, now)
+            except _GpuDown as exc:
+                dev.error = str(exc)
+                self._reinit = True
+        return GpuSample(
+            gpu_id=dev.index,
+            timestamp=now,
+            uuid=dev.uuid,
+            name=dev.name,
+            up=False,
+            error=dev.error,
+            processes=None,
+        )
+
+    def _sample(self, dev: _Device, now: float) -> GpuSample:
+        read = dev.read
+        util = read("utilization", nv.nvmlDeviceGetUtilizationRates)
+        memory = dev.read_first(*_MEMORY)
+        pstate = read("pstate", nv.nvmlDeviceGetPerformanceState)
+        encoder = read("encoder", nv.nvmlDeviceGetEncoderUtilization)
+        decoder = read("decoder", nv.nvmlDeviceGetDecoderUtilization)
+        tx = read("pcie_tx", nv.nvmlDeviceGetPcieThroughput, nv.NVML_PCIE_UTIL_TX_BYTES)
+        rx = read("pcie_rx", nv.nvmlDeviceGetPcieThroughput, nv.NVML_PCIE_UTIL_RX_BYTES)
+        reasons = dev.read_first(*_THROTTLE)
+        corrected = uncorrected = None
+        if dev.ecc_enabled:
+            fn, volatile = nv.nvmlDeviceGetTotalEccErrors, nv.NVML_VOLATILE_ECC
+            corrected = read("ecc_corrected", fn, nv.NVML_MEMORY_ERROR_TYPE_CORRECTED, volatile)
+            uncorrected = read(
+                "ecc_uncorrected", fn, nv.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, volatile
+            )
+        return GpuSample(
+            gpu_id=dev.index,
+            timestamp=now,
+            uuid=dev.uuid,
+            name=dev.name,
+            utilization_percent=None if util is None else float(util.gpu),
+            memory_utilization_percent=None if util is None else float(util.memory),
+            memory_used_bytes=None if memory is None else memory.used,
+            memory_total_bytes=None if memory is None else memory.total,
+            memory_free_bytes=None if memory is None else memory.free,
+            temperature_celsius=_scaled(dev.read_first(*_TEMPERATURE), 1.0),
+            power_watts=_scaled(read("power", nv.nvmlDeviceGetPowerUsage), 1e-3),
+            power_limit_watts=_scaled(
+                read("power_limit", nv.nvmlDeviceGetEnforcedPowerLimit), 1e-3
+            ),
+            fan_percent=_scaled(read("fan", nv.nvmlDeviceGetFanSpeed), 1.0),
+            clock_graphics_mhz=read(
+                "clock_graphics", nv.nvmlDeviceGetClockInfo, nv.NVML_CLOCK_GRAPHICS
+            ),
+            clock_sm_mhz=read("clock_sm", nv.nvmlDeviceGetClockInfo, nv.NVML_CLOCK_SM),
+            clock_memory_mhz=read("clock_memory", nv.nvmlDeviceGetClockInfo, nv.NVML_CLOCK_MEM),
+            performance_state=None if pstate in (None, nv.NVML_PSTATE_UNKNOWN) else pstate,
+            encoder_utilization_percent=None if encoder is None else float(encoder[0]),
+            decoder_utilization_percent=None if decoder is None else float(decoder[0]),
+            pcie_tx_bytes_per_second=None if tx is None else tx * 1024,
+            pcie_rx_bytes_per_second=None if rx is None else rx * 1024,
+            throttle_reasons=None if reasons is None else decode_throttle_reasons(reasons),
+            energy_joules=_scaled(read("energy", nv.nvmlDeviceGetTotalEnergyConsumption), 1e-3),
+            ecc_errors_corrected=corrected,
+            ecc_errors_uncorrected=uncorrected,
+            processes=self._processes(dev),
+        )
+
+    def _processes(self, dev: _Device) -> tuple[GpuProcess, ...] | None:
+        """Compute and graphics lists merged by pid; None when neither list can be read."""
+        if "process_lists" in dev.unsupported:
+            return None
+        merged: dict[int, list[Any]] = {}  # pid -> [kind, memory bytes]
+        known = False
+        for key, kind, fn in _PROCESS_LISTS:
+            try:
+                procs = dev.read(key, fn)
+            except nv.NVMLLibraryMismatchError:
+                dev.unsupported.add("process_lists")  # bindings and driver disagree on structs
+                return None
+            if procs is None:
+                continue
+            known = True
+            for proc in procs:
+                entry = merged.get(proc.pid)
+                used = proc.usedGpuMemory
+                if entry is None:
+                    merged[proc.pid] = [kind, used]
+                    continue
+                if kind not in entry[0]:
+                    entry[0] = "compute+graphics"
+                if used is not None and (entry[1] is None or used > entry[1]):
+                    entry[1] = used
+        if not known:
+            return None
+        sm = self._sm_utilization(dev) if merged else {}
+        return tuple(
+            GpuProcess(
+                pid=pid, gpu_memory_bytes=used, kind=kind, sm_utilization_percent=sm.get(pid)
+            )
+            for pid, (kind, used) in merged.items()
+        )
+
+    def _sm_utilization(self, dev: _Device) -> dict[int, float]:
+        """Per-process SM utilization from the samples newer than the last poll's."""
+        samples = dev.read("process_utilization", nv.nvmlDeviceGetProcessUtilization, dev.util_seen)
+        if not samples:
+            return {}
+        newest: dict[int, tuple[int, float]] = {}
+        for s in samples:
+            seen = newest.get(s.pid)
+            if seen is None or s.timeStamp >= seen[0]:
+                newest[s.pid] = (s.timeStamp, float(s.smUtil))
+        dev.util_seen = max(ts for ts, _ in newest.values())
+        return {pid: util for pid, (_, util) in newest.items()}

@@ -1,0 +1,687 @@
+/*
+ * A fake libnvidia-ml.so.1 for GPM's tests and benchmarks.
+ *
+ * It implements, against the real nvml.h, the NVML entry points that the nvidia-ml-py bindings
+ * call for GPM's GPU source. What it reports comes from a scenario file named by the environment
+ * variable FAKE_NVML_SCENARIO, re-read whenever the file changes (inode, size or mtime), so a
+ * test can change readings, lose a GPU or fail a field while the library is in use. The format
+ * is documented in tests/fakes/fake_nvml.py, which also writes it.
+ *
+ * Any entry point can be left out at compile time with -DOMIT_<symbol>, so that the bindings
+ * see NVML_ERROR_FUNCTION_NOT_FOUND as they would with an older driver.
+ *
+ * fakeNvmlCallCount(name) returns how often an entry point was called, so that tests can check
+ * the calling protocol (e.g. the two-call INSUFFICIENT_SIZE dance) without spying on Python.
+ */
+#define NVML_NO_UNVERSIONED_FUNC_DEFS
+#include <nvml.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MAX_GPUS 64
+#define MAX_PROCS 64
+#define NAME_LEN 96
+
+/* Per-GPU readings that can be failed individually; the scenario names them in lower case. */
+enum field {
+    F_NAME, F_UUID, F_UTILIZATION, F_MEMORY, F_TEMPERATURE, F_POWER, F_POWER_LIMIT, F_FAN,
+    F_CLOCK_GRAPHICS, F_CLOCK_SM, F_CLOCK_MEMORY, F_PSTATE, F_ENCODER, F_DECODER, F_PCIE_TX,
+    F_PCIE_RX, F_THROTTLE, F_ENERGY, F_ECC_MODE, F_ECC_CORRECTED, F_ECC_UNCORRECTED,
+    F_COMPUTE_PROCESSES, F_GRAPHICS_PROCESSES, F_PROCESS_UTILIZATION, F_COUNT
+};
+
+static const char *const field_names[F_COUNT] = {
+    "name", "uuid", "utilization", "memory", "temperature", "power", "power_limit", "fan",
+    "clock_graphics", "clock_sm", "clock_memory", "pstate", "encoder", "decoder", "pcie_tx",
+    "pcie_rx", "throttle", "energy", "ecc_mode", "ecc_corrected", "ecc_uncorrected",
+    "compute_processes", "graphics_processes", "process_utilization",
+};
+
+/* Numeric values, in the same order as the fields above where they have one. */
+enum value {
+    V_UTIL_GPU, V_UTIL_MEMORY, V_MEMORY_TOTAL, V_MEMORY_USED, V_MEMORY_RESERVED, V_TEMPERATURE,
+    V_POWER_MW, V_POWER_LIMIT_MW, V_FAN, V_CLOCK_GRAPHICS, V_CLOCK_SM, V_CLOCK_MEMORY, V_PSTATE,
+    V_ENCODER, V_DECODER, V_PCIE_TX_KB, V_PCIE_RX_KB, V_THROTTLE, V_ENERGY_MJ, V_ECC_ENABLED,
+    V_ECC_CORRECTED, V_ECC_UNCORRECTED, V_COUNT
+};
+
+static const char *const value_names[V_COUNT] = {
+    "util_gpu", "util_memory", "memory_total", "memory_used", "memory_reserved", "temperature_c",
+    "power_mw", "power_limit_mw", "fan_percent", "clock_graphics_mhz", "clock_sm_mhz",
+    "clock_memory_mhz", "pstate", "encoder_util", "decoder_util", "pcie_tx_kbps", "pcie_rx_kbps",
+    "throttle_reasons", "energy_mj", "ecc_enabled", "ecc_corrected", "ecc_uncorrected",
+};
+
+/* The field whose failure makes a value unreadable. */
+static const enum field value_field[V_COUNT] = {
+    F_UTILIZATION, F_UTILIZATION, F_MEMORY, F_MEMORY, F_MEMORY, F_TEMPERATURE, F_POWER,
+    F_POWER_LIMIT, F_FAN, F_CLOCK_GRAPHICS, F_CLOCK_SM, F_CLOCK_MEMORY, F_PSTATE, F_ENCODER,
+    F_DECODER, F_PCIE_TX, F_PCIE_RX, F_THROTTLE, F_ENERGY, F_ECC_MODE, F_ECC_CORRECTED,
+    F_ECC_UNCORRECTED,
+};
+
+struct proc {
+    unsigned int pid;
+    unsigned long long used; /* NVML_VALUE_NOT_AVAILABLE when unknown */
+};
+
+struct util_sample {
+    unsigned int pid;
+    unsigned int sm;
+};
+
+struct gpu {
+    char name[NAME_LEN];
+    char uuid[NAME_LEN];
+    nvmlReturn_t state; /* NVML_SUCCESS, or the error every call on this GPU returns */
+    int has[V_COUNT];
+    unsigned long long val[V_COUNT];
+    nvmlReturn_t fail[F_COUNT];
+    struct proc compute[MAX_PROCS];
+    unsigned int n_compute;
+    struct proc graphics[MAX_PROCS];
+    unsigned int n_graphics;
+    struct util_sample util[MAX_PROCS];
+    unsigned int n_util;
+};
+
+/* The device handle NVML hands out is a pointer to one of these. */
+struct nvmlDevice_st {
+    unsigned int index;
+};
+
+static struct scenario {
+    nvmlReturn_t init_result;
+    unsigned int count;
+    struct gpu gpus[MAX_GPUS];
+} current;
+
+static struct nvmlDevice_st devices[MAX_GPUS];
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static int initialised;
+static unsigned long long util_clock; /* timestamps handed out with process samples */
+static struct stat seen;
+static int loaded;
+
+/* ---- call counting ------------------------------------------------------------------------ */
+
+#define MAX_COUNTED 48
+static struct {
+    const char *name;
+    unsigned long calls;
+} counted[MAX_COUNTED];
+
+static void count_call(const char *name) {
+    for (int i = 0; i < MAX_COUNTED; i++) {
+        if (counted[i].name == NULL || strcmp(counted[i].name, name) == 0) {
+            counted[i].name = name;
+            counted[i].calls++;
+            return;
+        }
+    }
+}
+
+unsigned long fakeNvmlCallCount(const char *name) {
+    unsigned long calls = 0;
+    pthread_mutex_lock(&lock);
+    for (int i = 0; i < MAX_COUNTED && counted[i].name; i++) {
+        if (strcmp(counted[i].name, name) == 0) calls = counted[i].calls;
+    }
+    pthread_mutex_unlock(&lock);
+    return calls;
+}
+
+/* ---- scenario parsing --------------------------------------------------------------------- */
+
+static const struct {
+    const char *name;
+    nvmlReturn_t code;
+} error_names[] = {
+    {"SUCCESS", NVML_SUCCESS},
+    {"OK", NVML_SUCCESS},
+    {"UNINITIALIZED", NVML_ERROR_UNINITIALIZED},
+    {"INVALID_ARGUMENT", NVML_ERROR_INVALID_ARGUMENT},
+    {"NOT_SUPPORTED", NVML_ERROR_NOT_SUPPORTED},
+    {"NO_PERMISSION", NVML_ERROR_NO_PERMISSION},
+    {"NOT_FOUND", NVML_ERROR_NOT_FOUND},
+    {"INSUFFICIENT_SIZE", NVML_ERROR_INSUFFICIENT_SIZE},
+    {"DRIVER_NOT_LOADED", NVML_ERROR_DRIVER_NOT_LOADED},
+    {"TIMEOUT", NVML_ERROR_TIMEOUT},
+    {"LIBRARY_NOT_FOUND", NVML_ERROR_LIBRARY_NOT_FOUND},
+    {"FUNCTION_NOT_FOUND", NVML_ERROR_FUNCTION_NOT_FOUND},
+    {"GPU_IS_LOST", NVML_ERROR_GPU_IS_LOST},
+    {"RESET_REQUIRED", NVML_ERROR_RESET_REQUIRED},
+    {"LIB_RM_VERSION_MISMATCH", NVML_ERROR_LIB_RM_VERSION_MISMATCH},
+    {"ARGUMENT_VERSION_MISMATCH", NVML_ERROR_ARGUMENT_VERSION_MISMATCH},
+    {"UNKNOWN", NVML_ERROR_UNKNOWN},
+};
+
+static int parse_error(const char *text, nvmlReturn_t *out) {
+    for (size_t i = 0; i < sizeof error_names / sizeof error_names[0]; i++) {
+        if (strcmp(text, error_names[i].name) == 0) {
+            *out = error_names[i].code;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int lookup(const char *const *names, int n, const char *text) {
+    for (int i = 0; i < n; i++) {
+        if (strcmp(names[i], text) == 0) return i;
+    }
+    return -1;
+}
+
+static int parse_u64(const char *text, unsigned long long *out) {
+    char *end;
+    if (!text || !*text) return -1;
+    *out = strtoull(text, &end, 0);
+    return *end ? -1 : 0;
+}
+
+/* One "gpu <index> ..." line; returns 0 or -1 for a line it cannot use. */
+static int parse_gpu_line(struct scenario *s, char *rest) {
+    char *tok = strtok(rest, " \t");
+    unsigned long long index;
+    if (parse_u64(tok, &index) || index >= MAX_GPUS) return -1;
+    struct gpu *g = &s->gpus[index];
+    if (index + 1 > s->count) s->count = (unsigned int)index + 1;
+    char *key = strtok(NULL, " \t");
+    if (!key) return 0; /* "gpu N" alone declares the GPU */
+    char *arg = strtok(NULL, "");
+    while (arg && (*arg == ' ' || *arg == '\t')) arg++;
+    if (strcmp(key, "name") == 0 || strcmp(key, "uuid") == 0) {
+        if (!arg) return -1;
+        snprintf(key[0] == 'n' ? g->name : g->uuid, NAME_LEN, "%s", arg);
+        return 0;
+    }
+    if (strcmp(key, "state") == 0) return arg ? parse_error(arg, &g->state) : -1;
+    if (strcmp(key, "fail") == 0) {
+        char *field = arg ? strtok(arg, " \t") : NULL;
+        char *code = strtok(NULL, " \t");
+        int f = field ? lookup(field_names, F_COUNT, field) : -1;
+        return (f < 0 || !code) ? -1 : parse_error(code, &g->fail[f]);
+    }
+    if (strcmp(key, "compute") == 0 || strcmp(key, "graphics") == 0) {
+        struct proc *list = key[0] == 'c' ? g->compute : g->graphics;
+        unsigned int *n = key[0] == 'c' ? &g->n_compute : &g->n_graphics;
+        char *pid = arg ? strtok(arg, " \t") : NULL;
+        char *used = strtok(NULL, " \t");
+        unsigned long long p, u = NVML_VALUE_NOT_AVAILABLE;
+        if (*n >= MAX_PROCS || parse_u64(pid, &p) || !used) return -1;
+        if (strcmp(used, "na") != 0 && parse_u64(used, &u)) return -1;
+        list[*n].pid = (unsigned int)p;
+        list[(*n)++].used = u;
+        return 0;
+    }
+    if (strcmp(key, "sm_util") == 0) {
+        char *pid = arg ? strtok(arg, " \t") : NULL;
+        unsigned long long p, sm;
+        if (g->n_util >= MAX_PROCS || parse_u64(pid, &p) || parse_u64(strtok(NULL, " \t"), &sm))
+            return -1;
+        g->util[g->n_util].pid = (unsigned int)p;
+        g->util[g->n_util++].sm = (unsigned int)sm;
+        return 0;
+    }
+    int v = lookup(value_names, V_COUNT, key);
+    if (v < 0 || parse_u64(arg, &g->val[v])) return -1;
+    g->has[v] = 1;
+    return 0;
+}
+
+/* Reads the scenario file into *s; returns 0, or -1 after saying on stderr what is wrong. */
+static int parse_scenario(const char *path, struct scenario *s) {
+    memset(s, 0, sizeof *s);
+    for (int i = 0; i < MAX_GPUS; i++) {
+        snprintf(s->gpus[i].name, NAME_LEN, "Fake GPU %d", i);
+        snprintf(s->gpus[i].uuid, NAME_LEN, "GPU-fake-%04d", i);
+    }
+    FILE *fh = fopen(path, "r");
+    if (!fh) {
+        fprintf(stderr, "fake_nvml: cannot open scenario %s\n", path);
+        return -1;
+    }
+    char line[512];
+    int lineno = 0, status = 0;
+    while (fgets(line, sizeof line, fh)) {
+        lineno++;
+        line[strcspn(line, "\r\n")] = 0;
+        char *p = line;
+        while (*p == ' ' || *p == '\t') p++;
+        if (!*p || *p == '#') continue;
+        char *word = strtok(p, " \t");
+        char *rest = strtok(NULL, "");
+        int bad;
+        if (strcmp(word, "gpu") == 0) {
+            bad = rest ? parse_gpu_line(s, rest) : -1;
+        } else if (strcmp(word, "init") == 0) {
+            bad = rest ? parse_error(strtok(rest, " \t"), &s->init_result) : -1;
+        } else {
+            bad = -1;
+        }
+        if (bad) {
+            fprintf(stderr, "fake_nvml: %s:%d: cannot use this line\n", path, lineno);
+            status = -1;
+        }
+    }
+    fclose(fh);
+    return status;
+}
+
+/* Re-reads the scenario when its file changed; keeps the old one if the new one is bad.
+ * Called with the lock held. Returns -1 only when no scenario could ever be read. */
+static int refresh(void) {
+    const char *path = getenv("FAKE_NVML_SCENARIO");
+    if (!path) {
+        if (!loaded) memset(&current, 0, sizeof current);
+        loaded = 1;
+        return 0;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0) return loaded ? 0 : -1;
+    if (loaded && st.st_ino == seen.st_ino && st.st_size == seen.st_size &&
+        st.st_mtim.tv_sec == seen.st_mtim.tv_sec && st.st_mtim.tv_nsec == seen.st_mtim.tv_nsec)
+        return 0;
+    static struct scenario next;
+    if (parse_scenario(path, &next) != 0) return loaded ? 0 : -1;
+    current = next;
+    seen = st;
+    loaded = 1;
+    return 0;
+}
+
+/* ---- entry points ------------------------------------------------------------------------- */
+
+/* Common prologue for calls on a device: count, lock, refresh, validate. */
+#define DEVICE_CALL(fn, dev)                                                        \
+    pthread_mutex_lock(&lock);                                                      \
+    count_call(fn);                                                                 \
+    refresh();                                                                      \
+    nvmlReturn_t ret_ = check_device(dev);                                          \
+    if (ret_ != NVML_SUCCESS) {                                                     \
+        pthread_mutex_unlock(&lock);                                                \
+        return ret_;                                                                \
+    }                                                                               \
+    struct gpu *g = &current.gpus[(dev)->index]
+
+static nvmlReturn_t check_device(nvmlDevice_t dev) {
+    if (!initialised) return NVML_ERROR_UNINITIALIZED;
+    if (!dev || dev < devices || dev >= devices + MAX_GPUS) return NVML_ERROR_INVALID_ARGUMENT;
+    if (dev->index >= current.count) return NVML_ERROR_GPU_IS_LOST;
+    return current.gpus[dev->index].state;
+}
+
+static nvmlReturn_t done(nvmlReturn_t ret) {
+    pthread_mutex_unlock(&lock);
+    return ret;
+}
+
+/* Copies value v of GPU g into *out, or reports why it cannot. Called with the lock held. */
+static nvmlReturn_t read_value(struct gpu *g, enum value v, unsigned long long *out) {
+    nvmlReturn_t fail = g->fail[value_field[v]];
+    if (fail != NVML_SUCCESS) return fail;
+    if (!g->has[v]) return NVML_ERROR_NOT_SUPPORTED;
+    *out = g->val[v];
+    return NVML_SUCCESS;
+}
+
+#define UINT_GETTER(symbol, v)                                                      \
+    nvmlReturn_t symbol(nvmlDevice_t device, unsigned int *out) {                   \
+        if (!out) return NVML_ERROR_INVALID_ARGUMENT;                               \
+        DEVICE_CALL(#symbol, device);                                               \
+        unsigned long long x = 0;                                                   \
+        nvmlReturn_t r = read_value(g, v, &x);                                      \
+        if (r == NVML_SUCCESS) *out = (unsigned int)x;                              \
+        return done(r);                                                             \
+    }
+
+#define ULL_GETTER(symbol, v)                                                       \
+    nvmlReturn_t symbol(nvmlDevice_t device, unsigned long long *out) {             \
+        if (!out) return NVML_ERROR_INVALID_ARGUMENT;                               \
+        DEVICE_CALL(#symbol, device);                                               \
+        return done(read_value(g, v, out));                                         \
+    }
+
+#ifndef OMIT_nvmlInitWithFlags
+nvmlReturn_t nvmlInitWithFlags(unsigned int flags) {
+    (void)flags;
+    pthread_mutex_lock(&lock);
+    count_call("nvmlInitWithFlags");
+    if (refresh() != 0) return done(NVML_ERROR_UNKNOWN);
+    if (current.init_result != NVML_SUCCESS) return done(current.init_result);
+    initialised++;
+    return done(NVML_SUCCESS);
+}
+#endif
+
+#ifndef OMIT_nvmlInit_v2
+nvmlReturn_t nvmlInit_v2(void) { return nvmlInitWithFlags(0); }
+#endif
+
+#ifndef OMIT_nvmlShutdown
+nvmlReturn_t nvmlShutdown(void) {
+    pthread_mutex_lock(&lock);
+    count_call("nvmlShutdown");
+    if (!initialised) return done(NVML_ERROR_UNINITIALIZED);
+    initialised--;
+    return done(NVML_SUCCESS);
+}
+#endif
+
+#ifndef OMIT_nvmlErrorString
+const char *nvmlErrorString(nvmlReturn_t result) {
+    for (size_t i = 0; i < sizeof error_names / sizeof error_names[0]; i++) {
+        if (error_names[i].code == result) return error_names[i].name;
+    }
+    return "Unknown Error";
+}
+#endif
+
+#ifndef OMIT_nvmlDeviceGetCount_v2
+nvmlReturn_t nvmlDeviceGetCount_v2(unsigned int *count) {
+    if (!count) return NVML_ERROR_INVALID_ARGUMENT;
+    pthread_mutex_lock(&lock);
+    count_call("nvmlDeviceGetCount_v2");
+    refresh();
+    if (!initialised) return done(NVML_ERROR_UNINITIALIZED);
+    *count = current.count;
+    return done(NVML_SUCCESS);
+}
+#endif
+
+#ifndef OMIT_nvmlDeviceGetHandleByIndex_v2
+nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice_t *device) {
+    if (!device) return NVML_ERROR_INVALID_ARGUMENT;
+    pthread_mutex_lock(&lock);
+    count_call("nvmlDeviceGetHandleByIndex_v2");
+    refresh();
+    if (!initialised) return done(NVML_ERROR_UNINITIALIZED);
+    if (index >= current.count) return done(NVML_ERROR_INVALID_ARGUMENT);
+    if (current.gpus[index].state != NVML_SUCCESS) return done(current.gpus[index].state);
+    devices[index].index = index;
+    *device = &devices[index];
+    return done(NVML_SUCCESS);
+}
+#endif
+
+static nvmlReturn_t copy_text(const char *text, char *out, unsigned int length) {
+    if (strlen(text) + 1 > length) return NVML_ERROR_INSUFFICIENT_SIZE;
+    memcpy(out, text, strlen(text) + 1);
+    return NVML_SUCCESS;
+}
+
+#ifndef OMIT_nvmlDeviceGetName
+nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned int length) {
+    if (!name) return NVML_ERROR_INVALID_ARGUMENT;
+    DEVICE_CALL("nvmlDeviceGetName", device);
+    if (g->fail[F_NAME] != NVML_SUCCESS) return done(g->fail[F_NAME]);
+    return done(copy_text(g->name, name, length));
+}
+#endif
+
+#ifndef OMIT_nvmlDeviceGetUUID
+nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned int length) {
+    if (!uuid) return NVML_ERROR_INVALID_ARGUMENT;
+    DEVICE_CALL("nvmlDeviceGetUUID", device);
+    if (g->fail[F_UUID] != NVML_SUCCESS) return done(g->fail[F_UUID]);
+    return done(copy_text(g->uuid, uuid, length));
+}
+#endif
+
+#ifndef OMIT_nvmlDeviceGetUtilizationRates
+nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_t *util) {
+    if (!util) return NVML_ERROR_INVALID_ARGUMENT;
+    DEVICE_CALL("nvmlDeviceGetUtilizationRates", device);
+    unsigned long long gpu_, mem;
+    nvmlReturn_t r = read_value(g, V_UTIL_GPU, &gpu_);
+    if (r == NVML_SUCCESS) r = read_value(g, V_UTIL_MEMORY, &mem);
+    if (r == NVML_SUCCESS) {
+        util->gpu = (unsigned int)gpu_;
+        util->memory = (unsigned int)mem;
+    }
+    return done(r);
+}
+#endif
+
+/* total, used (excluding reserved) and reserved memory of GPU g. */
+static nvmlReturn_t read_memory(struct gpu *g, unsigned long long m[3]) {
+    nvmlReturn_t r = read_value(g, V_MEMORY_TOTAL, &m[0]);
+    if (r == NVML_SUCCESS) r = read_value(g, V_MEMORY_USED, &m[1]);
+    m[2] = g->has[V_MEMORY_RESERVED] ? g->val[V_MEMORY_RESERVED] : 0;
+    return r;
+}
+
+#ifndef OMIT_nvmlDeviceGetMemoryInfo
+nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory) {
+    if (!memory) return NVML_ERROR_INVALID_ARGUMENT;
+    DEVICE_CALL("nvmlDeviceGetMemoryInfo", device);
+    unsigned long long m[3];
+    nvmlReturn_t r = read_memory(g, m);
+    if (r == NVML_SUCCESS) { /* v1 counts reserved memory as used */
+        memory->total = m[0];
+        memory->used = m[1] + m[2];
+        memory->free = m[0] - m[1] - m[2];
+    }
+    return done(r);
+}
+#endif
+
+#ifndef OMIT_nvmlDeviceGetMemoryInfo_v2
+nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t *memory) {
+    if (!memory) return NVML_ERROR_INVALID_ARGUMENT;
+    DEVICE_CALL("nvmlDeviceGetMemoryInfo_v2", device);
+    if (memory->version != nvmlMemory_v2) return done(NVML_ERROR_ARGUMENT_VERSION_MISMATCH);
+    unsigned long long m[3];
+    nvmlReturn_t r = read_memory(g, m);
+    if (r == NVML_SUCCESS) {
+        memory->total = m[0];
+        memory->used = m[1];
+        memory->reserved = m[2];
+        memory->free = m[0] - m[1] - m[2];
+    }
+    return done(r);
+}
+#endif
+
+#ifndef OMIT_nvmlDeviceGetTemperature
+nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t device, nvmlTemperatureSensors_t sensor,
+                                      unsigned int *temp) {
+    if (!temp || sensor != NVML_TEMPERATURE_GPU) return NVML_ERROR_INVALID_ARGUMENT;
+    DEVICE_CALL("nvmlDeviceGetTemperature", device);
+    unsigned long long t;
+    nvmlReturn_t r = read_value(g, V_TEMPERATURE, &t);
+    if (r == NVML_SUCCESS) *temp = (unsigned int)t;
+    return done(r);
+}
+#endif
+
+#ifndef OMIT_nvmlDeviceGetTemperatureV
+nvmlReturn_t nvmlDeviceGetTemperatureV(nvmlDevice_t device, nvmlTemperature_t *temp) {
+    if (!temp || temp->sensorType != NVML_TEMPERATURE_GPU) return NVML_ERROR_INVALID_ARGUMENT;
+    DEVICE_CALL("nvmlDeviceGetTemperatureV", device);
+    if (temp->version != nvmlTemperature_v1) return done(NVML_ERROR_ARGUMENT_VERSION_MISMATCH);
+    unsigned long long t;
+    nvmlReturn_t r = read_value(g, V_TEMPERATURE, &t);
+    if (r == NVML_SUCCESS) temp->temperature = (int)t;
+    return done(r);
+}
+#endif
+
+#ifndef OMIT_nvmlDeviceGetPowerUsage
+UINT_GETTER(nvmlDeviceGetPowerUsage, V_POWER_MW)
+#endif
+#ifndef OMIT_nvmlDeviceGetEnforcedPowerLimit
+UINT_GETTER(nvmlDeviceGetEnforcedPowerLimit, V_POWER_LIMIT_MW)
+#endif
+#ifndef OMIT_nvmlDeviceGetFanSpeed
+UINT_GETTER(nvmlDeviceGetFanSpeed, V_FAN)
+#endif
+#ifndef OMIT_nvmlDeviceGetCurrentClocksEventReasons
+ULL_GETTER(nvmlDeviceGetCurrentClocksEventReasons, V_THROTTLE)
+#endif
+#ifndef OMIT_nvmlDeviceGetTotalEnergyConsumption
+ULL_GETTER(nvmlDeviceGetTotalEnergyConsumption, V_ENERGY_MJ)
+#endif
+
+#ifndef OMIT_nvmlDeviceGetPerformanceState
+nvmlReturn_t nvmlDeviceGetPerformanceState(nvmlDevice_t device, nvmlPstates_t *state) {
+    if (!state) return NVML_ERROR_INVALID_ARGUMENT;
+    DEVICE_CALL("nvmlDeviceGetPerformanceState", device);
+    unsigned long long p;
+    nvmlReturn_t r = read_value(g, V_PSTATE, &p);
+    if (r == NVML_SUCCESS) *state = (nvmlPstates_t)p;
+    return done(r);
+}
+#endif
+
+#ifndef OMIT_nvmlDeviceGetClockInfo
+nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t device, nvmlClockType_t type,
+                                    unsigned int *clock) {
+    enum value v = type == NVML_CLOCK_GRAPHICS ? V_CLOCK_GRAPHICS
+                   : type == NVML_CLOCK_SM     ? V_CLOCK_SM
+                   : type == NVML_CLOCK_MEM    ? V_CLOCK_MEMORY
+                                               : V_COUNT;
+    if (!clock || v == V_COUNT) return NVML_ERROR_INVALID_ARGUMENT;
+    DEVICE_CALL("nvmlDeviceGetClockInfo", device);
+    unsigned long long c;
+    nvmlReturn_t r = read_value(g, v, &c);
+    if (r == NVML_SUCCESS) *clock = (unsigned int)c;
+    return done(r);
+}
+#endif
+
+static nvmlReturn_t read_codec(nvmlDevice_t device, const char *fn, enum value v,
+                               unsigned int *util, unsigned int *period) {
+    if (!util || !period) return NVML_ERROR_INVALID_ARGUMENT;
+    DEVICE_CALL(fn, device);
+    unsigned long long u;
+    nvmlReturn_t r = read_value(g, v, &u);
+    if (r == NVML_SUCCESS) {
+        *util = (unsigned int)u;
+        *period = 167000;
+    }
+    return done(r);
+}
+
+#ifndef OMIT_nvmlDeviceGetEncoderUtilization
+nvmlReturn_t nvmlDeviceGetEncoderUtilization(nvmlDevice_t device, unsigned int *util,
+                                             unsigned int *period) {
+    return read_codec(device, "nvmlDeviceGetEncoderUtilization", V_ENCODER, util, period);
+}
+#endif
+
+#ifndef OMIT_nvmlDeviceGetDecoderUtilization
+nvmlReturn_t nvmlDeviceGetDecoderUtilization(nvmlDevice_t device, unsigned int *util,
+                                             unsigned int *period) {
+    return read_codec(device, "nvmlDeviceGetDecoderUtilization", V_DECODER, util, period);
+}
+#endif
+
+#ifndef OMIT_nvmlDeviceGetPcieThroughput
+nvmlReturn_t nvmlDeviceGetPcieThroughput(nvmlDevice_t device, nvmlPcieUtilCounter_t counter,
+                                         unsigned int *value) {
+    enum value v = counter == NVML_PCIE_UTIL_TX_BYTES   ? V_PCIE_TX_KB
+                   : counter == NVML_PCIE_UTIL_RX_BYTES ? V_PCIE_RX_KB
+                                                        : V_COUNT;
+    if (!value || v == V_COUNT) return NVML_ERROR_INVALID_ARGUMENT;
+    DEVICE_CALL("nvmlDeviceGetPcieThroughput", device);
+    unsigned long long x;
+    nvmlReturn_t r = read_value(g, v, &x);
+    if (r == NVML_SUCCESS) *value = (unsigned int)x;
+    return done(r);
+}
+#endif
+
+#ifndef OMIT_nvmlDeviceGetEccMode
+nvmlReturn_t nvmlDeviceGetEccMode(nvmlDevice_t device, nvmlEnableState_t *cur,
+                                  nvmlEnableState_t *pending) {
+    if (!cur || !pending) return NVML_ERROR_INVALID_ARGUMENT;
+    DEVICE_CALL("nvmlDeviceGetEccMode", device);
+    unsigned long long on;
+    nvmlReturn_t r = read_value(g, V_ECC_ENABLED, &on);
+    if (r == NVML_SUCCESS) *cur = *pending = on ? NVML_FEATURE_ENABLED : NVML_FEATURE_DISABLED;
+    return done(r);
+}
+#endif
+
+#ifndef OMIT_nvmlDeviceGetTotalEccErrors
+nvmlReturn_t nvmlDeviceGetTotalEccErrors(nvmlDevice_t device, nvmlMemoryErrorType_t type,
+                                         nvmlEccCounterType_t counter,
+                                         unsigned long long *count) {
+    if (!count || counter != NVML_VOLATILE_ECC) return NVML_ERROR_INVALID_ARGUMENT;
+    enum value v = type == NVML_MEMORY_ERROR_TYPE_CORRECTED     ? V_ECC_CORRECTED
+                   : type == NVML_MEMORY_ERROR_TYPE_UNCORRECTED ? V_ECC_UNCORRECTED
+                                                                : V_COUNT;
+    if (v == V_COUNT) return NVML_ERROR_INVALID_ARGUMENT;
+    DEVICE_CALL("nvmlDeviceGetTotalEccErrors", device);
+    if (!g->has[V_ECC_ENABLED] || !g->val[V_ECC_ENABLED]) return done(NVML_ERROR_NOT_SUPPORTED);
+    return done(read_value(g, v, count));
+}
+#endif
+
+/* The two-call protocol: with too small a buffer (or none), say how many and refuse. */
+static nvmlReturn_t list_processes(struct gpu *g, enum field f, const struct proc *list,
+                                   unsigned int n, unsigned int *count, nvmlProcessInfo_t *infos) {
+    if (g->fail[f] != NVML_SUCCESS) return g->fail[f];
+    if (*count < n || (n > 0 && !infos)) {
+        *count = n;
+        return NVML_ERROR_INSUFFICIENT_SIZE;
+    }
+    for (unsigned int i = 0; i < n; i++) {
+        infos[i].pid = list[i].pid;
+        infos[i].usedGpuMemory = list[i].used;
+        infos[i].gpuInstanceId = 0xFFFFFFFFu;
+        infos[i].computeInstanceId = 0xFFFFFFFFu;
+    }
+    *count = n;
+    return NVML_SUCCESS;
+}
+
+#ifndef OMIT_nvmlDeviceGetComputeRunningProcesses_v3
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsigned int *count,
+                                                     nvmlProcessInfo_t *infos) {
+    if (!count) return NVML_ERROR_INVALID_ARGUMENT;
+    DEVICE_CALL("nvmlDeviceGetComputeRunningProcesses_v3", device);
+    return done(list_processes(g, F_COMPUTE_PROCESSES, g->compute, g->n_compute, count, infos));
+}
+#endif
+
+#ifndef OMIT_nvmlDeviceGetGraphicsRunningProcesses_v3
+nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v3(nvmlDevice_t device, unsigned int *count,
+                                                      nvmlProcessInfo_t *infos) {
+    if (!count) return NVML_ERROR_INVALID_ARGUMENT;
+    DEVICE_CALL("nvmlDeviceGetGraphicsRunningProcesses_v3", device);
+    return done(list_processes(g, F_GRAPHICS_PROCESSES, g->graphics, g->n_graphics, count, infos));
+}
+#endif
+
+#ifndef OMIT_nvmlDeviceGetProcessUtilization
+nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t device,
+                                             nvmlProcessUtilizationSample_t *samples,
+                                             unsigned int *count,
+                                             unsigned long long last_seen) {
+    if (!count) return NVML_ERROR_INVALID_ARGUMENT;
+    DEVICE_CALL("nvmlDeviceGetProcessUtilization", device);
+    (void)last_seen; /* every call is a fresh sample window */
+    if (g->fail[F_PROCESS_UTILIZATION] != NVML_SUCCESS) return done(g->fail[F_PROCESS_UTILIZATION]);
+    if (g->n_util == 0) return done(NVML_ERROR_NOT_FOUND);
+    if (!samples || *count < g->n_util) {
+        *count = g->n_util;
+        return done(NVML_ERROR_INSUFFICIENT_SIZE);
+    }
+    util_clock++;
+    for (unsigned int i = 0; i < g->n_util; i++) {
+        memset(&samples[i], 0, sizeof samples[i]);
+        samples[i].pid = g->util[i].pid;
+        samples[i].smUtil = g->util[i].sm;
+        samples[i].timeStamp = util_clock;
+    }
+    *count = g->n_util;
+    return done(NVML_SUCCESS);
+}
+#endif
