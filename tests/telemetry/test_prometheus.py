@@ -16,11 +16,11 @@ from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as parse_openmetrics,
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_text
-from telemetry_data import live_state, session
 
 from gpm.model import Outcome
 from gpm.state import LiveState
 from gpm.telemetry.prometheus import MetricsExporter
+from tests.telemetry.telemetry_data import live_state, session
 
 Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
