@@ -1,0 +1,164 @@
+"""The OpenAI-compatible (/v1/chat/completions, /v1/completions, /v1/embeddings) and
+Anthropic-compatible (/v1/messages) wire formats, as Ollama serves them.
+
+These carry no durations: the proxy times the stream itself, and takes token counts from
+``usage`` (sent in a stream only with ``stream_options.include_usage``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gpm.llm.ollama import (
+    END,
+    IGNORED,
+    ROUTINE,
+    Chunk,
+    count,
+    error_message,
+    mark_error,
+    parse_json,
+    read_request_common,
+)
+from gpm.model import LlmSession
+
+# Stream events that only carry a token: recognised without parsing once TTFT is known.
+_ROUTINE_MARKS = (b'"finish_reason":null', b'"finish_reason": null', b'"content_block_delta"')
+_MATTERS = (b'"usage"', b'"error"')
+
+
+class OpenAiDialect:
+    """/v1 endpoints: not streamed unless ``"stream": true``; streams are Server-Sent Events."""
+
+    backend = "openai"
+    timed_by_proxy = True
+
+    def read_request(self, body: object, session: LlmSession, store_prompts: bool) -> None:
+        data = read_request_common(body, session, store_prompts)
+        session.streamed = data.get("stream") is True
+        if session.endpoint == "/v1/embeddings":
+            session.kind = "embedding"
+
+    def line(self, line: bytes, session: LlmSession, parse_all: bool) -> Chunk:
+        if not line.startswith(b"data:"):
+            return IGNORED  # "event:", ":" comments, "id:"
+        payload = line[5:].strip()
+        if payload == b"[DONE]":
+            return END
+        if (
+            not parse_all
+            and any(mark in payload for mark in _ROUTINE_MARKS)
+            and not any(mark in payload for mark in _MATTERS)
+        ):
+            return ROUTINE
+        obj = parse_json(payload)
+        if not isinstance(obj, dict):
+            return IGNORED
+        message = error_message(obj)
+        if message is not None:
+            mark_error(session, message)
+            return END
+        if "choices" in obj:
+            return self._chat_chunk(obj, session)
+        return self._anthropic_event(obj, session)
+
+    def body(self, data: bytes, session: LlmSession) -> str | None:
+        obj = parse_json(data)
+        if not isinstance(obj, dict):
+            return None
+        message = error_message(obj)
+        if message is not None:
+            mark_error(session, message)
+            return None
+        _usage(obj.get("usage"), session)
+        choices = obj.get("choices")
+        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+            choice = choices[0]
+            _finish(choice.get("finish_reason"), session)
+            msg = choice.get("message")
+            text = msg.get("content") if isinstance(msg, dict) else choice.get("text")
+            return text if isinstance(text, str) else None
+        _finish(obj.get("stop_reason"), session)
+        blocks = obj.get("content")
+        if isinstance(blocks, list):
+            return "".join(
+                b["text"] for b in blocks if isinstance(b, dict) and isinstance(b.get("text"), str)
+            )
+        return None
+
+    @staticmethod
+    def _chat_chunk(obj: dict[str, Any], session: LlmSession) -> Chunk:
+        _usage(obj.get("usage"), session)
+        content: str | None = None
+        choices = obj.get("choices")
+        for choice in choices if isinstance(choices, list) else ():
+            if not isinstance(choice, dict):
+                continue
+            _finish(choice.get("finish_reason"), session)
+            delta = choice.get("delta")
+            if isinstance(delta, dict):
+                text = delta.get("content")
+                if isinstance(text, str) and text:
+                    content = (content or "") + text
+                elif delta.get("reasoning") or delta.get("reasoning_content"):
+                    content = content or ""
+                elif delta.get("tool_calls"):
+                    content = content or ""
+            text = choice.get("text")  # /v1/completions
+            if isinstance(text, str) and text:
+                content = (content or "") + text
+        return Chunk(bool(choices), content, False)
+
+    @staticmethod
+    def _anthropic_event(obj: dict[str, Any], session: LlmSession) -> Chunk:
+        kind = obj.get("type")
+        if kind == "message_start":
+            message = obj.get("message")
+            if isinstance(message, dict):
+                _usage(message.get("usage"), session)
+            return IGNORED
+        if kind == "content_block_delta":
+            delta = obj.get("delta")
+            if not isinstance(delta, dict):
+                return ROUTINE
+            text = delta.get("text")
+            if isinstance(text, str) and text:
+                return Chunk(True, text, False)
+            if delta.get("thinking") or delta.get("partial_json"):
+                return Chunk(True, "", False)
+            return ROUTINE
+        if kind == "message_delta":
+            delta = obj.get("delta")
+            if isinstance(delta, dict):
+                _finish(delta.get("stop_reason"), session)
+            _usage(obj.get("usage"), session)
+            return IGNORED
+        if kind == "message_stop":
+            return END
+        return IGNORED
+
+
+def _finish(reason: object, session: LlmSession) -> None:
+    if isinstance(reason, str) and reason:
+        session.done_reason = reason
+
+
+def _usage(usage: object, session: LlmSession) -> None:
+    """Token counts from OpenAI (prompt/completion_tokens) or Anthropic (input/output_tokens)."""
+    if not isinstance(usage, dict):
+        return
+    prompt = count(usage, "prompt_tokens")
+    if prompt is None:
+        prompt = count(usage, "input_tokens")
+    completion = count(usage, "completion_tokens")
+    if completion is None:
+        completion = count(usage, "output_tokens")
+    if prompt is not None:
+        session.prompt_tokens = prompt
+    if completion is not None:
+        session.completion_tokens = completion
+    details = usage.get("prompt_tokens_details")
+    if isinstance(details, dict):
+        cached = count(details, "cached_tokens")
+        if cached is not None:
+            session.prompt_cached_tokens = cached

@@ -1,0 +1,409 @@
+"""A transparent HTTP proxy in front of Ollama that measures every generation passing through.
+
+Every request, whatever its path and method, goes to the backend and back unchanged: status,
+headers (less hop-by-hop ones), body bytes, streaming chunk by chunk as they arrive. Requests to
+the generation endpoints are also metered into an :class:`~gpm.model.LlmSession`. Measuring never
+gets in the way: a failure to parse or to deliver a session is logged once and the traffic flows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
+
+from gpm.config import is_loopback
+from gpm.llm.ollama import Chunk, OllamaDialect, error_message, mark_error, parse_json, rate
+from gpm.llm.openai import OpenAiDialect
+from gpm.model import LlmSession, Outcome
+
+MAX_METERED_BODY = 32 * 1024 * 1024  # request bodies parsed for model/stream; larger ones stream
+MAX_LINE = 8 * 1024 * 1024  # a response "line" longer than this is not a line: stop metering it
+CONNECT_TIMEOUT_SECS = 10.0
+
+_HOP_BY_HOP = frozenset(
+    h.lower()
+    for h in (
+        "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection",
+        "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Expect",
+    )
+)  # fmt: skip
+# Headers aiohttp's client would add on its own; the client's own (or none) are sent instead.
+_NO_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+_STREAM_TYPES = ("application/x-ndjson", "text/event-stream")
+
+_OLLAMA = OllamaDialect()
+_OPENAI = OpenAiDialect()
+
+
+class Dialect(Protocol):
+    """How one family of endpoints names its model and reports its work."""
+
+    backend: str
+    timed_by_proxy: bool
+
+    def read_request(self, body: object, session: LlmSession, store_prompts: bool) -> None: ...
+
+    def line(self, line: bytes, session: LlmSession, parse_all: bool) -> Chunk: ...
+
+    def body(self, data: bytes, session: LlmSession) -> str | None: ...
+
+
+DIALECTS: dict[str, Dialect] = {
+    "/api/generate": _OLLAMA,
+    "/api/chat": _OLLAMA,
+    "/api/embed": _OLLAMA,
+    "/api/embeddings": _OLLAMA,
+    "/v1/chat/completions": _OPENAI,
+    "/v1/completions": _OPENAI,
+    "/v1/embeddings": _OPENAI,
+    "/v1/messages": _OPENAI,
+}
+
+
+class _Meter:
+    """Times one response and feeds its lines to the dialect; cheap per chunk once TTFT is known."""
+
+    def __init__(self, dialect: Dialect, session: LlmSession, t0: float, keep_text: bool) -> None:
+        self.session = session
+        self._dialect = dialect
+        self._t0 = t0
+        self._keep_text = keep_text
+        self._parse_all = True  # until the first content is seen
+        self._lines = False
+        self._tail = b""
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self._text: list[str] = []
+        self._chunks = 0
+        self._first_chunk: float | None = None
+        self._last_chunk: float | None = None
+        self._ttft: float | None = None
+        self._done = False
+
+    def response(self, status: int, content_type: str, now: float) -> None:
+        self.session.status_code = status
+        self.session.ttfb_ms = (now - self._t0) * 1000.0
+        self._lines = status < 400 and content_type.startswith(_STREAM_TYPES)
+        self.session.streamed = self._lines or self.session.streamed
+
+    def feed(self, data: bytes, now: float) -> None:
+        if not self._lines:
+            if self._body_size <= MAX_METERED_BODY:
+                self._body.append(data)
+                self._body_size += len(data)
+            return
+        buf = self._tail + data if self._tail else data
+        start = 0
+        find = buf.find
+        nl = find(b"\n", start)
+        while nl >= 0:
+            if nl > start and not self._done:
+                self._line(buf[start:nl], now)
+            start = nl + 1
+            nl = find(b"\n", start)
+        self._tail = buf[start:] if start < len(buf) else b""
+        if len(self._tail) > MAX_LINE:
+            self._tail = b""
+            self._done = True  # not a line protocol after all: stop looking
+
+    def _line(self, line: bytes, now: float) -> None:
+        chunk = self._dialect.line(line, self.session, self._parse_all)
+        if chunk.counted:
+            self._chunks += 1
+            if self._first_chunk is None:
+                self._first_chunk = now
+            self._last_chunk = now
+        if chunk.content is not None:
+            if self._ttft is None:
+                self._ttft = now
+                self._parse_all = self._keep_text
+            if self._keep_text:
+                self._text.append(chunk.content)
+        if chunk.done:
+            self._done = True
+
+    def finish(self, now: float, cancelled: bool) -> LlmSession:
+        s = self.session
+        if self._lines and self._tail and not self._done:
+            self._line(self._tail, now)
+        if not self._lines and s.status_code is not None:
+            data = b"".join(self._body)
+            if s.status_code >= 400:
+                mark_error(s, error_message(parse_json(data)) or f"HTTP {s.status_code}")
+            else:
+                text = self._dialect.body(data, s)
+                if text is not None:
+                    self._text.append(text)
+        s.duration_ms = (now - self._t0) * 1000.0
+        if self._ttft is not None:
+            s.ttft_ms = (self._ttft - self._t0) * 1000.0
+        first, last = self._first_chunk, self._last_chunk
+        if first is not None and last is not None and self._chunks > 1:
+            s.mean_chunk_gap_ms = (last - first) * 1000.0 / (self._chunks - 1)
+        if cancelled:
+            if s.outcome is Outcome.COMPLETED:
+                s.outcome = Outcome.CANCELLED
+            if s.completion_tokens is None and self._chunks:
+                s.completion_tokens = self._chunks  # partial: one token per streamed chunk
+        elif self._lines and not self._done and s.outcome is Outcome.COMPLETED:
+            mark_error(s, "the stream ended before its final chunk")
+        if self._dialect.timed_by_proxy and self._ttft is not None and last is not None:
+            tokens = s.completion_tokens
+            s.tokens_per_second = rate(None if tokens is None else tokens - 1, last - self._ttft)
+        if self._keep_text and self._text:
+            s.response_text = "".join(self._text)
+        return s
+
+
+class LlmProxy:
+    """Forwards everything to ``backend_url``; reports one LlmSession per generation request."""
+
+    def __init__(
+        self,
+        backend_url: str,
+        host: str,
+        port: int,
+        on_session: Callable[[LlmSession], None],
+        *,
+        store_prompts: bool = False,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.backend_url = backend_url.rstrip("/")
+        backend = URL(self.backend_url)
+        if backend.scheme not in ("http", "https") or not backend.host:
+            raise ValueError(f"backend_url must be an http(s) URL, got {backend_url!r}")
+        self._backend_host = f"{backend.host}:{backend.port}" if backend.port else backend.host
+        self.host = host
+        self.port = port
+        self._on_session = on_session
+        self._store_prompts = store_prompts
+        self._log = logger or logging.getLogger(__name__)
+        self._warned: set[str] = set()
+        self._runner: web.ServerRunner | None = None
+        self._client: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self._client = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, force_close=False),
+            timeout=aiohttp.ClientTimeout(
+                total=None, connect=CONNECT_TIMEOUT_SECS, sock_connect=CONNECT_TIMEOUT_SECS
+            ),
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+        server = web.Server(
+            self._handle, handler_cancellation=True, auto_decompress=False, access_log=None
+        )
+        self._runner = web.ServerRunner(server, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        sockets = site._server.sockets if site._server else ()  # type: ignore[union-attr]
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+        self._log.info("LLM proxy on http://%s:%d -> %s", self.host, self.port, self.backend_url)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    def _warn_once(self, key: str, message: str, *args: object) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            self._log.warning(message, *args, exc_info=True)
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        t0 = time.perf_counter()
+        started = time.time()
+        dialect = DIALECTS.get(request.path) if request.method == "POST" else None
+        meter: _Meter | None = None
+        data: Any = request.content if request.body_exists else None
+        if dialect is not None:
+            data, meter = await self._start_session(request, dialect, started, t0)
+        assert self._client is not None
+        try:
+            upstream = await self._client.request(
+                request.method,
+                URL(self.backend_url + request.raw_path, encoded=True),
+                headers=_request_headers(request, self._backend_host),
+                data=data,
+                allow_redirects=False,
+                skip_auto_headers=_NO_AUTO_HEADERS,
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return self._unreachable(exc, meter)
+        except asyncio.CancelledError:
+            self._deliver(meter, cancelled=True)
+            raise
+        return await self._relay(request, upstream, meter)
+
+    async def _start_session(
+        self, request: web.BaseRequest, dialect: Dialect, started: float, t0: float
+    ) -> tuple[Any, _Meter | None]:
+        """Read a small JSON body to learn model and mode; a large one streams unread."""
+        length = request.content_length
+        if not request.body_exists or (length is not None and length > MAX_METERED_BODY):
+            head, whole = b"", False
+        else:
+            head, whole = await _read_capped(request.content, MAX_METERED_BODY)
+        try:
+            session = LlmSession(
+                id=uuid.uuid4().hex,
+                model=None,
+                endpoint=request.path,
+                started_at=started,
+                backend=dialect.backend,
+                client="local" if is_loopback(request.remote or "127.0.0.1") else "remote",
+            )
+            if whole:
+                dialect.read_request(parse_json(head), session, self._store_prompts)
+            meter = _Meter(dialect, session, t0, self._store_prompts)
+        except Exception:
+            self._warn_once("request", "could not meter a request to %s", request.path)
+            meter = None
+        if whole:
+            return head, meter
+        if not request.body_exists:
+            return None, meter
+        return _chain(head, request.content), meter
+
+    def _unreachable(self, exc: BaseException, meter: _Meter | None) -> web.Response:
+        reason = str(exc) or type(exc).__name__
+        message = f"GPM proxy cannot reach the LLM backend at {self.backend_url}: {reason}"
+        self._warn_once("unreachable", "%s", message)
+        if meter is not None:
+            meter.session.outcome = Outcome.REJECTED
+            meter.session.status_code = 502
+            meter.session.error = message
+            self._deliver(meter, cancelled=False)
+        return web.Response(
+            status=502, text=json.dumps({"error": message}), content_type="application/json"
+        )
+
+    async def _relay(
+        self, request: web.BaseRequest, upstream: aiohttp.ClientResponse, meter: _Meter | None
+    ) -> web.StreamResponse:
+        cancelled = False
+        finished = False
+        try:
+            response = web.StreamResponse(
+                status=upstream.status,
+                reason=upstream.reason,
+                headers=_response_headers(upstream.raw_headers),
+            )
+            if meter is not None:
+                self._meter(meter.response, upstream.status, upstream.content_type,
+                            time.perf_counter())  # fmt: skip
+            await response.prepare(request)
+            reader = upstream.content
+            while True:
+                try:
+                    chunk = await reader.readany()
+                except aiohttp.ClientError as exc:
+                    self._broken_stream(request, meter, exc)
+                    return response
+                if not chunk:
+                    break
+                now = time.perf_counter()
+                await response.write(chunk)
+                if meter is not None:
+                    self._meter(meter.feed, chunk, now)
+            await response.write_eof()
+            finished = True
+            return response
+        except asyncio.CancelledError:
+            cancelled = True  # the client went away while we waited on the backend
+            raise
+        except ConnectionResetError:
+            cancelled = True  # the client went away while we wrote to it
+            return response
+        finally:
+            if finished:
+                upstream.release()
+            else:
+                upstream.close()  # closing the connection is how Ollama learns to stop
+            if meter is not None:
+                self._deliver(meter, cancelled=cancelled)
+
+    def _broken_stream(
+        self, request: web.BaseRequest, meter: _Meter | None, exc: BaseException
+    ) -> None:
+        """The backend dropped the stream: drop the client's too, so it sees a truncated reply."""
+        self._warn_once("broken", "the LLM backend broke off a response: %s", exc)
+        if meter is not None:
+            mark_error(meter.session, f"the backend broke off the response: {exc}")
+        if request.transport is not None:
+            request.transport.close()
+
+    def _meter(self, step: Callable[..., None], *args: Any) -> None:
+        try:
+            step(*args)
+        except Exception:
+            self._warn_once("meter", "could not meter an LLM response; traffic is unaffected")
+
+    def _deliver(self, meter: _Meter | None, *, cancelled: bool) -> None:
+        if meter is None:
+            return
+        try:
+            session = meter.finish(time.perf_counter(), cancelled)
+            self._on_session(session)
+        except Exception:
+            self._warn_once("deliver", "could not record an LLM session; traffic is unaffected")
+
+
+async def _read_capped(content: aiohttp.StreamReader, cap: int) -> tuple[bytes, bool]:
+    """Up to a little over ``cap`` bytes; True when that was the whole body."""
+    parts: list[bytes] = []
+    size = 0
+    while size <= cap:
+        data = await content.readany()
+        if not data:
+            return b"".join(parts), True
+        parts.append(data)
+        size += len(data)
+    return b"".join(parts), False
+
+
+async def _chain(head: bytes, rest: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    if head:
+        yield head
+    async for data in rest.iter_any():
+        yield data
+
+
+def _connection_tokens(value: str | None) -> set[str]:
+    return {t.strip().lower() for t in value.split(",")} if value else set()
+
+
+def _request_headers(request: web.BaseRequest, host: str) -> CIMultiDict[str]:
+    drop = _HOP_BY_HOP | _connection_tokens(request.headers.get("Connection")) | {"host"}
+    headers: CIMultiDict[str] = CIMultiDict()
+    for key, value in request.headers.items():
+        if key.lower() not in drop:
+            headers.add(key, value)
+    headers["Host"] = host
+    return headers
+
+
+def _response_headers(raw: tuple[tuple[bytes, bytes], ...]) -> CIMultiDict[str]:
+    headers: CIMultiDict[str] = CIMultiDict()
+    for key, value in raw:
+        headers.add(key.decode("latin-1"), value.decode("latin-1"))
+    drop = _HOP_BY_HOP | _connection_tokens(headers.get("Connection"))
+    for key in {k for k in headers if k.lower() in drop}:
+        del headers[key]
+    return headers
