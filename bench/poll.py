@@ -1,0 +1,105 @@
+"""CPU time of one NVML poll per GPU, against the fake libnvidia-ml.so.1.
+
+Splits the time into the NVML calls themselves (the pynvml bindings plus the fake library,
+measured by a pass that makes only the raw calls) and GPM's own work on top (building samples,
+merging process lists, decoding throttle reasons, handling errors). Needs gcc and nvml.h, as
+the tests do. Run from the repository root: ``.venv/bin/python bench/poll.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pynvml as nv
+
+from gpm.gpu.nvml import NvmlSource
+from tests.fakes.fake_nvml import GIB, Scenario, build_fake_nvml
+
+PROCESSES_PER_GPU = 4
+
+
+def raw_pass(handles: list[object]) -> None:
+    """The NVML calls one poll makes, with nothing done to their results."""
+    for h in handles:
+        nv.nvmlDeviceGetUtilizationRates(h)
+        nv.nvmlDeviceGetMemoryInfo(h, nv.nvmlMemory_v2)
+        nv.nvmlDeviceGetPerformanceState(h)
+        nv.nvmlDeviceGetEncoderUtilization(h)
+        nv.nvmlDeviceGetDecoderUtilization(h)
+        nv.nvmlDeviceGetPcieThroughput(h, nv.NVML_PCIE_UTIL_TX_BYTES)
+        nv.nvmlDeviceGetPcieThroughput(h, nv.NVML_PCIE_UTIL_RX_BYTES)
+        nv.nvmlDeviceGetCurrentClocksEventReasons(h)
+        nv.nvmlDeviceGetTotalEccErrors(h, nv.NVML_MEMORY_ERROR_TYPE_CORRECTED, nv.NVML_VOLATILE_ECC)
+        nv.nvmlDeviceGetTotalEccErrors(
+            h, nv.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, nv.NVML_VOLATILE_ECC
+        )
+        nv.nvmlDeviceGetTemperatureV(h, nv.NVML_TEMPERATURE_GPU)
+        nv.nvmlDeviceGetPowerUsage(h)
+        nv.nvmlDeviceGetEnforcedPowerLimit(h)
+        nv.nvmlDeviceGetFanSpeed(h)
+        for clock in (nv.NVML_CLOCK_GRAPHICS, nv.NVML_CLOCK_SM, nv.NVML_CLOCK_MEM):
+            nv.nvmlDeviceGetClockInfo(h, clock)
+        nv.nvmlDeviceGetTotalEnergyConsumption(h)
+        nv.nvmlDeviceGetComputeRunningProcesses(h)
+        nv.nvmlDeviceGetGraphicsRunningProcesses(h)
+        nv.nvmlDeviceGetProcessUtilization(h, 0)
+
+
+def cpu_per_call(fn: Callable[[], object], repeat: int) -> float:
+    """Mean CPU seconds of ``fn()`` over ``repeat`` calls."""
+    start = time.process_time()
+    for _ in range(repeat):
+        fn()
+    return (time.process_time() - start) / repeat
+
+
+def best_of(rounds: int, repeat: int, *fns: Callable[[], object]) -> list[float]:
+    """Per function, the lowest mean over interleaved rounds: the least disturbed by neighbours."""
+    best = [float("inf")] * len(fns)
+    for _ in range(rounds):
+        for i, fn in enumerate(fns):
+            best[i] = min(best[i], cpu_per_call(fn, repeat))
+    return best
+
+
+def measure(lib: Path, scenario: Scenario, gpus: int, repeat: int) -> None:
+    for i in range(gpus):
+        scenario.set_gpu(i, util_gpu=50, memory_used=4 * GIB, ecc_enabled=1, throttle_reasons=0x5)
+        pids = [10_000 * (i + 1) + p for p in range(PROCESSES_PER_GPU)]
+        scenario.set_processes(
+            i, compute=[(pid, GIB) for pid in pids[:3]], graphics=[(pids[2], GIB), (pids[3], 1)]
+        )
+        scenario.set_process_utilization(i, {pid: 25 for pid in pids})
+    scenario.write()
+    source = NvmlSource(library_path=str(lib))
+    try:
+        handles = [nv.nvmlDeviceGetHandleByIndex(i) for i in range(gpus)]
+        full, raw = best_of(7, repeat, lambda: source.poll(time.time()), lambda: raw_pass(handles))
+    finally:
+        source.close()
+    per_gpu = 1e3 / gpus
+    print(
+        f"{gpus} GPU(s), {PROCESSES_PER_GPU} processes each: "
+        f"full poll {full * per_gpu:.3f} ms/GPU, NVML calls {raw * per_gpu:.3f} ms/GPU, "
+        f"GPM's own work {(full - raw) * per_gpu:.3f} ms/GPU"
+    )
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        lib = build_fake_nvml(Path(tmp))
+        scenario = Scenario(Path(tmp) / "scenario.txt")
+        os.environ["FAKE_NVML_SCENARIO"] = str(scenario.path)
+        measure(lib, scenario, gpus=1, repeat=400)
+        measure(lib, scenario, gpus=8, repeat=60)
+
+
+if __name__ == "__main__":
+    main()
