@@ -47,11 +47,17 @@ def arrow_schema(table: Table) -> pa.Schema:
     import pyarrow as pa
 
     types = {"REAL": pa.float64(), "INTEGER": pa.int64(), "TEXT": pa.string()}
-    return pa.schema([
-        (name, pa.timestamp("ms", tz="UTC") if name in table.timestamps
-         else types[kind.split()[0]])
-        for name, kind in table.columns
-    ])
+    return pa.schema(
+        [
+            (
+                name,
+                pa.timestamp("ms", tz="UTC")
+                if name in table.timestamps
+                else types[kind.split()[0]],
+            )
+            for name, kind in table.columns
+        ]
+    )
 
 
 def rows_to_arrow(table: Table, rows: list[tuple[object, ...]]) -> pa.Table:
@@ -75,7 +81,8 @@ def _conform(tbl: pa.Table, schema: pa.Schema) -> pa.Table:
     import pyarrow as pa
 
     cols = [
-        tbl.column(f.name).cast(f.type) if f.name in tbl.column_names
+        tbl.column(f.name).cast(f.type)
+        if f.name in tbl.column_names
         else pa.nulls(tbl.num_rows, f.type)
         for f in schema
     ]
@@ -132,8 +139,10 @@ def write_day_file(path: Path, tbl: pa.Table, table: Table) -> int:
                 tmp.unlink()
         _fsync_dir(path.parent)
     except Exception as exc:  # OSError, or any pyarrow error reading a damaged old file
-        raise ArchiveError(f"{path}: cannot write the archive ({exc}); nothing was deleted. "
-                           "Check storage.archive_dir (writable, free space).") from exc
+        raise ArchiveError(
+            f"{path}: cannot write the archive ({exc}); nothing was deleted. "
+            "Check storage.archive_dir (writable, free space)."
+        ) from exc
     return int(tbl.num_rows)
 
 
@@ -182,7 +191,11 @@ def run_retention(
 
 
 def _archive_table(
-    conn: sqlite3.Connection, table: Table, archive_dir: Path, cutoff: float, last_rowid: int,
+    conn: sqlite3.Connection,
+    table: Table,
+    archive_dir: Path,
+    cutoff: float,
+    last_rowid: int,
     files: list[Path],
 ) -> int:
     tcol = table.time_column
@@ -245,8 +258,9 @@ def iter_archive(
     for day, path in _day_files(archive_dir, table):
         if not lo <= day <= hi:
             continue
-        tbl = pq.read_table(path, filters=[(spec.time_column, ">=", when_lo),
-                                           (spec.time_column, "<", when_hi)])
+        tbl = pq.read_table(
+            path, filters=[(spec.time_column, ">=", when_lo), (spec.time_column, "<", when_hi)]
+        )
         tbl = _conform(tbl, schema).sort_by(spec.time_column)
         if tbl.num_rows:
             yield tbl.select(columns) if columns else tbl

@@ -210,7 +210,11 @@ _INDEXES = (
 )
 
 OUR_TABLES = frozenset(HISTORY_TABLES) | {
-    "latest_processes", "latest_poll", "weekly_summaries", "weekly_archived", "meta",
+    "latest_processes",
+    "latest_poll",
+    "weekly_summaries",
+    "weekly_archived",
+    "meta",
 }
 
 

@@ -34,8 +34,9 @@ def _check(table: str, fmt: str) -> list[str]:
         raise ValueError(f"format: {fmt!r} is not one of {', '.join(FORMATS)}")
     if table == "all":
         if fmt != "json":
-            raise ValueError(f"table: 'all' needs format json (one file per table for {fmt}: "
-                             "use export_files)")
+            raise ValueError(
+                f"table: 'all' needs format json (one file per table for {fmt}: use export_files)"
+            )
         return list(TABLES)
     if table not in TABLES:
         raise ValueError(f"table: {table!r} is not one of {', '.join(TABLES)} or 'all'")
@@ -49,7 +50,13 @@ def _readable(table: str, rows: list[dict[str, Any]], cols: list[str]) -> Iterat
 
 
 def export(
-    queries: Queries, *, table: str, start: float, end: float, fmt: str, out: BinaryIO,
+    queries: Queries,
+    *,
+    table: str,
+    start: float,
+    end: float,
+    fmt: str,
+    out: BinaryIO,
     include_text: bool = False,
 ) -> int:
     """Write one table (or, for JSON, ``"all"``) for [start, end) to ``out``; returns rows."""
@@ -66,8 +73,9 @@ def export(
         text.detach()  # leave the caller's stream open
 
 
-def _csv(q: Queries, table: str, start: float, end: float, text: io.TextIOWrapper,
-         include_text: bool) -> int:
+def _csv(
+    q: Queries, table: str, start: float, end: float, text: io.TextIOWrapper, include_text: bool
+) -> int:
     cols = _columns(table, include_text)
     w = csv.writer(text)
     w.writerow(cols)
@@ -78,8 +86,14 @@ def _csv(q: Queries, table: str, start: float, end: float, text: io.TextIOWrappe
     return n
 
 
-def _json(q: Queries, tables: Sequence[str], start: float, end: float, text: io.TextIOWrapper,
-          include_text: bool) -> int:
+def _json(
+    q: Queries,
+    tables: Sequence[str],
+    start: float,
+    end: float,
+    text: io.TextIOWrapper,
+    include_text: bool,
+) -> int:
     n = 0
     text.write("{")
     for i, table in enumerate(tables):
@@ -88,8 +102,9 @@ def _json(q: Queries, tables: Sequence[str], start: float, end: float, text: io.
         first = True
         for chunk in q.iter_rows(table, start, end):
             for values in _readable(table, chunk, cols):
-                text.write(("" if first else ",") + "\n" + json.dumps(dict(zip(cols, values,
-                                                                            strict=True))))
+                text.write(
+                    ("" if first else ",") + "\n" + json.dumps(dict(zip(cols, values, strict=True)))
+                )
                 first = False
             n += len(chunk)
         text.write("]")
@@ -97,8 +112,9 @@ def _json(q: Queries, tables: Sequence[str], start: float, end: float, text: io.
     return n
 
 
-def _parquet(q: Queries, table: str, start: float, end: float, out: BinaryIO,
-             include_text: bool) -> int:
+def _parquet(
+    q: Queries, table: str, start: float, end: float, out: BinaryIO, include_text: bool
+) -> int:
     import pyarrow.parquet as pq
 
     spec = HISTORY_TABLES[table]
@@ -120,8 +136,15 @@ def pa_select(schema: Any, cols: list[str]) -> Any:
 
 
 def export_files(
-    queries: Queries, *, tables: Sequence[str], start: float, end: float, fmt: str,
-    out_dir: Path, stem: str = "gpm", include_text: bool = False,
+    queries: Queries,
+    *,
+    tables: Sequence[str],
+    start: float,
+    end: float,
+    fmt: str,
+    out_dir: Path,
+    stem: str = "gpm",
+    include_text: bool = False,
 ) -> dict[str, tuple[Path, int]]:
     """One file per table (``<stem>-<table>.<fmt>`` in out_dir); returns path and rows by table."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -130,6 +153,16 @@ def export_files(
         _check(table, fmt)
         path = out_dir / f"{stem}-{table}.{fmt}"
         with path.open("wb") as fh:
-            written[table] = (path, export(queries, table=table, start=start, end=end, fmt=fmt,
-                                           out=fh, include_text=include_text))
+            written[table] = (
+                path,
+                export(
+                    queries,
+                    table=table,
+                    start=start,
+                    end=end,
+                    fmt=fmt,
+                    out=fh,
+                    include_text=include_text,
+                ),
+            )
     return written

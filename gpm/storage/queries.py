@@ -36,7 +36,10 @@ from gpm.storage.db import GPU_NUMERIC_COLUMNS, HISTORY_TABLES, open_database
 from gpm.storage.summaries import DAY, WEEK, summary_from_row, week_day
 
 METRICS = (
-    "utilization_percent", "memory_percent", "memory_used_bytes", "temperature_celsius",
+    "utilization_percent",
+    "memory_percent",
+    "memory_used_bytes",
+    "temperature_celsius",
     "power_watts",
 )
 _SQL_EXPR = {m: m for m in METRICS} | {
@@ -109,9 +112,11 @@ class Queries:
         """The part of [start, end) to read from the archives, if any."""
         if self.archive_dir is None:
             return None
-        row = self._conn().execute(
-            "SELECT value FROM meta WHERE key = ?", (arch.ARCHIVED_BEFORE,)
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute("SELECT value FROM meta WHERE key = ?", (arch.ARCHIVED_BEFORE,))
+            .fetchone()
+        )
         if row is None or start >= float(row[0]):
             return None
         return start, min(end, float(row[0]))
@@ -122,8 +127,9 @@ class Queries:
             return []
         return arrow_to_dicts(arch.read_archive(self.archive_dir, table, *part), table)
 
-    def iter_rows(self, table: str, start: float, end: float, chunk: int = 5000
-                  ) -> Iterator[list[Dict]]:
+    def iter_rows(
+        self, table: str, start: float, end: float, chunk: int = 5000
+    ) -> Iterator[list[Dict]]:
         """Every row of a history table in [start, end), oldest first, in chunks (for export)."""
         spec = HISTORY_TABLES[table]
         part = self._archived_part(start, end)
@@ -136,7 +142,8 @@ class Queries:
         cols = ", ".join(f'"{c}"' for c in spec.column_names)
         cur = self._conn().execute(
             f"SELECT {cols} FROM {table} WHERE {spec.time_column} >= ? AND "
-            f"{spec.time_column} < ? ORDER BY {spec.time_column}", (start, end),
+            f"{spec.time_column} < ? ORDER BY {spec.time_column}",
+            (start, end),
         )
         while rows := cur.fetchmany(chunk):
             yield [dict(r) for r in rows]
@@ -158,20 +165,35 @@ class Queries:
             cls = None
             if p["workload"] is not None:
                 cls = Classification(
-                    workload=Workload(p["workload"]), reason=p["reason"] or "",
-                    model=p["model"], steam_app_id=p["steam_app_id"], container=p["container"],
+                    workload=Workload(p["workload"]),
+                    reason=p["reason"] or "",
+                    model=p["model"],
+                    steam_app_id=p["steam_app_id"],
+                    container=p["container"],
                 )
-            procs.setdefault(p["gpu_id"], []).append(GpuProcess(
-                pid=p["pid"], name=p["name"], gpu_memory_bytes=p["gpu_memory_bytes"],
-                sm_utilization_percent=p["sm_utilization_percent"], kind=p["kind"],
-                user=p["user"], started_at=p["started_at"], classification=cls,
-            ))
+            procs.setdefault(p["gpu_id"], []).append(
+                GpuProcess(
+                    pid=p["pid"],
+                    name=p["name"],
+                    gpu_memory_bytes=p["gpu_memory_bytes"],
+                    sm_utilization_percent=p["sm_utilization_percent"],
+                    kind=p["kind"],
+                    user=p["user"],
+                    started_at=p["started_at"],
+                    classification=cls,
+                )
+            )
         gpus = tuple(
             _sample(dict(r), None if r["gpu_id"] in unknown else tuple(procs.get(r["gpu_id"], ())))
             for r in sorted(rows, key=lambda r: r["gpu_id"])
         )
-        return Snapshot(timestamp=poll["ts"], source=poll["source"], gpus=gpus,
-                        message=poll["message"], poll_seconds=poll["poll_seconds"])
+        return Snapshot(
+            timestamp=poll["ts"],
+            source=poll["source"],
+            gpus=gpus,
+            message=poll["message"],
+            poll_seconds=poll["poll_seconds"],
+        )
 
     def data_range(self) -> tuple[float, float] | None:
         """Oldest and newest GPU sample time, archives included."""
@@ -179,14 +201,16 @@ class Queries:
         if self.archive_dir is not None:
             days = arch.archive_days(self.archive_dir, "gpu_metrics")
             for day in days[:1]:
-                first = arch.read_archive(self.archive_dir, "gpu_metrics", day * DAY,
-                                          (day + 1) * DAY, ["ts"])
+                first = arch.read_archive(
+                    self.archive_dir, "gpu_metrics", day * DAY, (day + 1) * DAY, ["ts"]
+                )
                 if first.num_rows:
                     oldest = arch.epoch_seconds(first.column("ts"))[0]
                     lo = oldest if lo is None else min(lo, oldest)
             if hi is None and days:
-                last = arch.read_archive(self.archive_dir, "gpu_metrics", days[-1] * DAY,
-                                         (days[-1] + 1) * DAY, ["ts"])
+                last = arch.read_archive(
+                    self.archive_dir, "gpu_metrics", days[-1] * DAY, (days[-1] + 1) * DAY, ["ts"]
+                )
                 hi = arch.epoch_seconds(last.column("ts"))[-1] if last.num_rows else None
         if lo is None or hi is None:
             return None
@@ -195,14 +219,20 @@ class Queries:
     def gpu_ids(self) -> list[tuple[int, str | None, str | None]]:
         """Every GPU id in the database with its newest uuid and name."""
         conn = self._conn()
-        ids = [r[0] for r in conn.execute(
-            "WITH RECURSIVE g(id) AS (SELECT MIN(gpu_id) FROM gpu_metrics UNION ALL "
-            "SELECT (SELECT MIN(gpu_id) FROM gpu_metrics WHERE gpu_id > g.id) FROM g "
-            "WHERE g.id IS NOT NULL) SELECT id FROM g WHERE id IS NOT NULL")]
+        ids = [
+            r[0]
+            for r in conn.execute(
+                "WITH RECURSIVE g(id) AS (SELECT MIN(gpu_id) FROM gpu_metrics UNION ALL "
+                "SELECT (SELECT MIN(gpu_id) FROM gpu_metrics WHERE gpu_id > g.id) FROM g "
+                "WHERE g.id IS NOT NULL) SELECT id FROM g WHERE id IS NOT NULL"
+            )
+        ]
         out = []
         for gid in ids:
-            r = conn.execute("SELECT uuid, name FROM gpu_metrics WHERE gpu_id = ? "
-                             "ORDER BY ts DESC LIMIT 1", (gid,)).fetchone()
+            r = conn.execute(
+                "SELECT uuid, name FROM gpu_metrics WHERE gpu_id = ? ORDER BY ts DESC LIMIT 1",
+                (gid,),
+            ).fetchone()
             out.append((int(gid), r[0], r[1]))
         return out
 
@@ -225,10 +255,11 @@ class Queries:
             params += (gpu_id,)
         for r in self._conn().execute(
             f"SELECT gpu_id, CAST((ts - ?) / ? AS INTEGER) AS b, {sel} FROM gpu_metrics "
-            f"WHERE {where} GROUP BY gpu_id, b", params,
+            f"WHERE {where} GROUP BY gpu_id, b",
+            params,
         ):
             for i, m in enumerate(METRICS):
-                agg(r[0], r[1], m).add(*r[2 + 4 * i: 6 + 4 * i])
+                agg(r[0], r[1], m).add(*r[2 + 4 * i : 6 + 4 * i])
         part = self._archived_part(start, end)
         if part is not None and self.archive_dir is not None:
             for g, b, m, vals in _archive_buckets(self.archive_dir, gpu_id, part, start, width):
@@ -260,19 +291,32 @@ class Queries:
             if last.avg is not None and prior.avg:
                 trend = 100.0 * (last.avg - prior.avg) / prior.avg
             stats[m] = {**whole.as_dict(), "trend_percent": trend}
-        return {"gpu_id": gpu_id, "start": start, "end": end, "bucket_seconds": width,
-                "metrics": list(METRICS), "points": series, "stats": stats}
+        return {
+            "gpu_id": gpu_id,
+            "start": start,
+            "end": end,
+            "bucket_seconds": width,
+            "metrics": list(METRICS),
+            "points": series,
+            "stats": stats,
+        }
 
-    def historical(self, start: float, end: float, gpu_id: int | None = None,
-                   points: int = 500) -> Dict:
+    def historical(
+        self, start: float, end: float, gpu_id: int | None = None, points: int = 500
+    ) -> Dict:
         """Bucket averages per GPU (``/api/historical``, epoch seconds)."""
         width = (end - start) / points
         gpus = [
-            {"gpu_id": g, "points": [
-                {"timestamp": start + b * width, **{m: aggs[m].avg if m in aggs else None
-                                                    for m in METRICS}}
-                for b, aggs in sorted(buckets.items())
-            ]}
+            {
+                "gpu_id": g,
+                "points": [
+                    {
+                        "timestamp": start + b * width,
+                        **{m: aggs[m].avg if m in aggs else None for m in METRICS},
+                    }
+                    for b, aggs in sorted(buckets.items())
+                ],
+            }
             for g, buckets in sorted(self._buckets(gpu_id, start, end, points).items())
         ]
         return {"start": start, "end": end, "gpus": gpus}
@@ -283,7 +327,8 @@ class Queries:
         for h, n, total in self._conn().execute(
             "SELECT CAST(ts / 3600 AS INTEGER), COUNT(utilization_percent),"
             " SUM(utilization_percent) FROM gpu_metrics WHERE gpu_id = ? AND ts >= ? AND ts < ?"
-            " GROUP BY 1", (gpu_id, start, end),
+            " GROUP BY 1",
+            (gpu_id, start, end),
         ):
             hours.setdefault(h, _Agg()).add(n, 0, total or 0.0, 0)
         part = self._archived_part(start, end)
@@ -296,59 +341,102 @@ class Queries:
         last = datetime.fromtimestamp(max(end - 1e-3, start), UTC).date()
         days = [str(first + timedelta(days=i)) for i in range((last - first).days + 1)]
         cells = [
-            {"day": str(date(1970, 1, 1) + timedelta(days=h // 24)), "hour": h % 24,
-             "utilization_percent": a.avg}
-            for h, a in sorted(hours.items()) if a.n
+            {
+                "day": str(date(1970, 1, 1) + timedelta(days=h // 24)),
+                "hour": h % 24,
+                "utilization_percent": a.avg,
+            }
+            for h, a in sorted(hours.items())
+            if a.n
         ]
         return {"gpu_id": gpu_id, "days": days, "cells": cells}
 
     # -- events -----------------------------------------------------------------------------
 
-    def _events(self, table: str, start: float, end: float, where: str, params: tuple[Any, ...],
-                limit: int) -> list[Dict]:
+    def _events(
+        self, table: str, start: float, end: float, where: str, params: tuple[Any, ...], limit: int
+    ) -> list[Dict]:
         """Newest-first rows of an event table; ``where`` filters SQLite and archived rows."""
         spec = HISTORY_TABLES[table]
         t = spec.time_column
-        rows = [dict(r) for r in self._conn().execute(
-            f"SELECT * FROM {table} WHERE {t} >= ? AND {t} < ? {where} ORDER BY {t} DESC LIMIT ?",
-            (start, end, *params, limit),
-        )]
+        rows = [
+            dict(r)
+            for r in self._conn().execute(
+                f"SELECT * FROM {table} WHERE {t} >= ? AND {t} < ? {where} "
+                f"ORDER BY {t} DESC LIMIT ?",
+                (start, end, *params, limit),
+            )
+        ]
         if len(rows) < limit:
             older = self._archived_dicts(table, start, end)
             keep = _arrow_filter(where, params)
             rows += sorted((r for r in older if keep(r)), key=lambda r: r[t], reverse=True)
         return rows[:limit]
 
-    def sessions(self, start: float, end: float, *, model: str | None = None, limit: int = 100,
-                 offset: int = 0) -> tuple[int, list[LlmSession]]:
+    def sessions(
+        self,
+        start: float,
+        end: float,
+        *,
+        model: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[int, list[LlmSession]]:
         """(total in range, one page newest first)."""
         where, params = ("AND model = ?", (model,)) if model is not None else ("", ())
-        (n_sql,) = self._conn().execute(
-            f"SELECT COUNT(*) FROM llm_sessions WHERE started_at >= ? AND started_at < ? {where}",
-            (start, end, *params),
-        ).fetchone()
-        page = [dict(r) for r in self._conn().execute(
-            f"SELECT * FROM llm_sessions WHERE started_at >= ? AND started_at < ? {where} "
-            "ORDER BY started_at DESC LIMIT ? OFFSET ?", (start, end, *params, limit, offset),
-        )]
+        (n_sql,) = (
+            self._conn()
+            .execute(
+                "SELECT COUNT(*) FROM llm_sessions WHERE started_at >= ? AND started_at < ? "
+                + where,
+                (start, end, *params),
+            )
+            .fetchone()
+        )
+        page = [
+            dict(r)
+            for r in self._conn().execute(
+                f"SELECT * FROM llm_sessions WHERE started_at >= ? AND started_at < ? {where} "
+                "ORDER BY started_at DESC LIMIT ? OFFSET ?",
+                (start, end, *params, limit, offset),
+            )
+        ]
         keep = _arrow_filter(where, params)
-        older = sorted((r for r in self._archived_dicts("llm_sessions", start, end) if keep(r)),
-                       key=lambda r: r["started_at"], reverse=True)
+        older = sorted(
+            (r for r in self._archived_dicts("llm_sessions", start, end) if keep(r)),
+            key=lambda r: r["started_at"],
+            reverse=True,
+        )
         if len(page) < limit:
             skip = max(offset - n_sql, 0)
-            page += older[skip: skip + limit - len(page)]
+            page += older[skip : skip + limit - len(page)]
         return n_sql + len(older), [_session(r) for r in page]
 
     def llm_stats(self, start: float, end: float) -> Dict:
         """Totals and per-model percentiles and histograms (``/api/llm-stats`` less ``hours``)."""
-        cols = ("model", "tokens_per_second", "ttft_ms", "prompt_tokens", "completion_tokens",
-                "duration_ms", "outcome", "kind")
-        rows = [dict(r) for r in self._conn().execute(
-            f"SELECT {', '.join(cols)} FROM llm_sessions WHERE started_at >= ? AND "
-            "started_at < ? AND kind NOT IN (?, ?)", (start, end, *_NON_GENERATION),
-        )]
-        rows += [r for r in self._archived_dicts("llm_sessions", start, end)
-                 if r["kind"] not in _NON_GENERATION]
+        cols = (
+            "model",
+            "tokens_per_second",
+            "ttft_ms",
+            "prompt_tokens",
+            "completion_tokens",
+            "duration_ms",
+            "outcome",
+            "kind",
+        )
+        rows = [
+            dict(r)
+            for r in self._conn().execute(
+                f"SELECT {', '.join(cols)} FROM llm_sessions WHERE started_at >= ? AND "
+                "started_at < ? AND kind NOT IN (?, ?)",
+                (start, end, *_NON_GENERATION),
+            )
+        ]
+        rows += [
+            r
+            for r in self._archived_dicts("llm_sessions", start, end)
+            if r["kind"] not in _NON_GENERATION
+        ]
         by_model: dict[str, list[Dict]] = {}
         for r in rows:
             by_model.setdefault(r["model"] or "(unknown)", []).append(r)
@@ -366,25 +454,40 @@ class Queries:
         }
         return {"totals": totals, "models": models}
 
-    def process_events(self, start: float, end: float, *, gpu_id: int | None = None,
-                       limit: int = 500) -> list[ProcessEvent]:
+    def process_events(
+        self, start: float, end: float, *, gpu_id: int | None = None, limit: int = 500
+    ) -> list[ProcessEvent]:
         where, params = ("AND gpu_id = ?", (gpu_id,)) if gpu_id is not None else ("", ())
-        return [_process_event(r) for r in
-                self._events("process_events", start, end, where, params, limit)]
+        return [
+            _process_event(r)
+            for r in self._events("process_events", start, end, where, params, limit)
+        ]
 
     def alerts(self, start: float, end: float, limit: int = 500) -> list[Alert]:
         return [
-            Alert(timestamp=r["ts"], rule=r["rule"], state=r["state"], severity=r["severity"],
-                  message=r["message"], gpu_id=r["gpu_id"], value=r["value"],
-                  threshold=r["threshold"])
+            Alert(
+                timestamp=r["ts"],
+                rule=r["rule"],
+                state=r["state"],
+                severity=r["severity"],
+                message=r["message"],
+                gpu_id=r["gpu_id"],
+                value=r["value"],
+                threshold=r["threshold"],
+            )
             for r in self._events("alerts", start, end, "", (), limit)
         ]
 
     def model_events(self, start: float, end: float) -> list[ModelEvent]:
         """Model loads and unloads in the range, newest first."""
         return [
-            ModelEvent(timestamp=r["ts"], event=r["event"], model=r["model"],
-                       size_bytes=r["size_bytes"], vram_bytes=r["vram_bytes"])
+            ModelEvent(
+                timestamp=r["ts"],
+                event=r["event"],
+                model=r["model"],
+                size_bytes=r["size_bytes"],
+                vram_bytes=r["vram_bytes"],
+            )
             for r in self._events("model_events", start, end, "", (), 10_000)
         ]
 
@@ -392,10 +495,14 @@ class Queries:
         """Summaries of the last ``weeks`` ISO weeks (this one included), newest week first."""
         ref = now if now is not None else datetime.now(UTC).timestamp()
         since = week_day(ref) * DAY - (weeks - 1) * WEEK
-        return [summary_from_row(r) for r in self._conn().execute(
-            "SELECT * FROM weekly_summaries WHERE week_start >= ? "
-            "ORDER BY week_start DESC, gpu_id IS NULL, gpu_id, model", (since,),
-        )]
+        return [
+            summary_from_row(r)
+            for r in self._conn().execute(
+                "SELECT * FROM weekly_summaries WHERE week_start >= ? "
+                "ORDER BY week_start DESC, gpu_id IS NULL, gpu_id, model",
+                (since,),
+            )
+        ]
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -420,41 +527,72 @@ def _arrow_filter(where: str, params: tuple[Any, ...]) -> Any:
 
 
 def _archive_buckets(
-    archive_dir: Path, gpu_id: int | None, part: tuple[float, float], origin: float,
-    width: float, metrics: tuple[str, ...] = METRICS,
+    archive_dir: Path,
+    gpu_id: int | None,
+    part: tuple[float, float],
+    origin: float,
+    width: float,
+    metrics: tuple[str, ...] = METRICS,
 ) -> Iterator[tuple[int, int, str, tuple[int, Any, Any, Any]]]:
     """(gpu_id, bucket, metric, (count, min, sum, max)) of archived rows, grouped by Arrow."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    cols = ["ts", "gpu_id", "utilization_percent", "memory_used_bytes", "memory_total_bytes",
-            "temperature_celsius", "power_watts"]
+    cols = [
+        "ts",
+        "gpu_id",
+        "utilization_percent",
+        "memory_used_bytes",
+        "memory_total_bytes",
+        "temperature_celsius",
+        "power_watts",
+    ]
     for tbl in arch.iter_archive(archive_dir, "gpu_metrics", *part, columns=cols):
         if gpu_id is not None:
             tbl = tbl.filter(pc.equal(tbl.column("gpu_id"), gpu_id))
         seconds = pc.divide(pc.cast(tbl.column("ts"), pa.int64()).cast(pa.float64()), 1000.0)
         bucket = pc.cast(pc.floor(pc.divide(pc.subtract(seconds, origin), width)), pa.int64())
         total = pc.cast(tbl.column("memory_total_bytes"), pa.float64())
-        mem_pct = pc.divide(pc.multiply(pc.cast(tbl.column("memory_used_bytes"), pa.float64()),
-                                        100.0), pc.if_else(pc.equal(total, 0.0), None, total))
-        t = pa.table({"gpu_id": tbl.column("gpu_id"), "b": bucket, "memory_percent": mem_pct,
-                      **{m: tbl.column(m) for m in metrics if m != "memory_percent"}})
-        grouped = t.group_by(["gpu_id", "b"]).aggregate(
-            [(m, f) for m in metrics for f in ("count", "min", "sum", "max")]
-        ).to_pylist()
+        mem_pct = pc.divide(
+            pc.multiply(pc.cast(tbl.column("memory_used_bytes"), pa.float64()), 100.0),
+            pc.if_else(pc.equal(total, 0.0), None, total),
+        )
+        t = pa.table(
+            {
+                "gpu_id": tbl.column("gpu_id"),
+                "b": bucket,
+                "memory_percent": mem_pct,
+                **{m: tbl.column(m) for m in metrics if m != "memory_percent"},
+            }
+        )
+        grouped = (
+            t.group_by(["gpu_id", "b"])
+            .aggregate([(m, f) for m in metrics for f in ("count", "min", "sum", "max")])
+            .to_pylist()
+        )
         for g in grouped:
             for m in metrics:
-                yield g["gpu_id"], g["b"], m, (g[f"{m}_count"], g[f"{m}_min"],
-                                               g[f"{m}_sum"] or 0, g[f"{m}_max"])
+                yield (
+                    g["gpu_id"],
+                    g["b"],
+                    m,
+                    (g[f"{m}_count"], g[f"{m}_min"], g[f"{m}_sum"] or 0, g[f"{m}_max"]),
+                )
 
 
 def _sample(r: Dict, processes: tuple[GpuProcess, ...] | None) -> GpuSample:
     throttle = r["throttle_reasons"]
     return GpuSample(
-        gpu_id=r["gpu_id"], timestamp=r["ts"], uuid=r["uuid"], name=r["name"],
-        simulated=bool(r["simulated"]), up=bool(r["up"]), error=r["error"],
+        gpu_id=r["gpu_id"],
+        timestamp=r["ts"],
+        uuid=r["uuid"],
+        name=r["name"],
+        simulated=bool(r["simulated"]),
+        up=bool(r["up"]),
+        error=r["error"],
         throttle_reasons=None if throttle is None else tuple(x for x in throttle.split(",") if x),
-        processes=processes, **{name: r[name] for name, _ in GPU_NUMERIC_COLUMNS},
+        processes=processes,
+        **{name: r[name] for name, _ in GPU_NUMERIC_COLUMNS},
     )
 
 
@@ -467,8 +605,9 @@ def _session(r: Dict) -> LlmSession:
 
 def _process_event(r: Dict) -> ProcessEvent:
     fields = {k: v for k, v in r.items() if k not in ("ts", "event", "workload")}
-    return ProcessEvent(timestamp=r["ts"], event=r["event"], workload=Workload(r["workload"]),
-                        **fields)
+    return ProcessEvent(
+        timestamp=r["ts"], event=r["event"], workload=Workload(r["workload"]), **fields
+    )
 
 
 def _tokens(r: Dict) -> int:
@@ -511,9 +650,14 @@ def _model_stats(name: str, rows: list[Dict]) -> Dict:
     tps = [r["tokens_per_second"] for r in rows if r["tokens_per_second"] is not None]
     ttft = [r["ttft_ms"] for r in rows if r["ttft_ms"] is not None]
     return {
-        "model": name, "sessions": len(rows),
-        "tokens_per_second_p50": percentile(tps, 50), "tokens_per_second_p95": percentile(tps, 95),
-        "ttft_ms_p50": percentile(ttft, 50), "ttft_ms_p95": percentile(ttft, 95),
-        "total_tokens": sum(_tokens(r) for r in rows), "errors": sum(_is_error(r) for r in rows),
-        "tokens_per_second_histogram": histogram(tps), "ttft_ms_histogram": histogram(ttft),
+        "model": name,
+        "sessions": len(rows),
+        "tokens_per_second_p50": percentile(tps, 50),
+        "tokens_per_second_p95": percentile(tps, 95),
+        "ttft_ms_p50": percentile(ttft, 50),
+        "ttft_ms_p95": percentile(ttft, 95),
+        "total_tokens": sum(_tokens(r) for r in rows),
+        "errors": sum(_is_error(r) for r in rows),
+        "tokens_per_second_histogram": histogram(tps),
+        "ttft_ms_histogram": histogram(ttft),
     }

@@ -126,9 +126,18 @@ def gpu_figures(
     params = {"lo": lo, "hi": hi, "cap": MAX_SAMPLE_SECONDS}
     for r in conn.execute(_GPU_SQL, params):
         out[(int(r[1]), int(r[0]))] = GpuFigures(
-            util_sum=r[2] or 0.0, util_n=r[3], util_max=r[4], active_seconds=r[5] or 0.0,
-            mem_sum=r[6] or 0.0, mem_n=r[7], mem_max=r[8], temp_sum=r[9] or 0.0,
-            temp_n=r[10], temp_max=r[11], energy_joules=r[12] or 0.0, energy_n=r[13] or 0,
+            util_sum=r[2] or 0.0,
+            util_n=r[3],
+            util_max=r[4],
+            active_seconds=r[5] or 0.0,
+            mem_sum=r[6] or 0.0,
+            mem_n=r[7],
+            mem_max=r[8],
+            temp_sum=r[9] or 0.0,
+            temp_n=r[10],
+            temp_max=r[11],
+            energy_joules=r[12] or 0.0,
+            energy_n=r[13] or 0,
         )
     for gpu_id, workload, begin, end in _process_intervals(conn, lo, hi, now):
         while begin < end:
@@ -145,14 +154,16 @@ def _process_intervals(
 ) -> list[tuple[int, str, float, float]]:
     rows = conn.execute(
         "SELECT gpu_id, workload, ts - COALESCE(duration_seconds, ts - process_started_at, 0), ts"
-        " FROM process_events WHERE event = 'end' AND ts >= ? AND ts < ?", (lo, hi),
+        " FROM process_events WHERE event = 'end' AND ts >= ? AND ts < ?",
+        (lo, hi),
     ).fetchall()
     if now is not None:
         rows += conn.execute(
             "SELECT s.gpu_id, s.workload, s.ts, ? FROM process_events s"
             " WHERE s.event = 'start' AND s.ts >= ? AND s.ts < ? AND NOT EXISTS ("
             "  SELECT 1 FROM process_events e WHERE e.event = 'end' AND e.gpu_id = s.gpu_id"
-            "  AND e.pid = s.pid AND e.ts >= s.ts)", (now, lo, hi),
+            "  AND e.pid = s.pid AND e.ts >= s.ts)",
+            (now, lo, hi),
         ).fetchall()
     return [(int(g), str(w), float(b), float(e)) for g, w, b, e in rows]
 
@@ -165,7 +176,8 @@ def model_figures(conn: sqlite3.Connection, lo: float, hi: float) -> dict[ModelK
         " CAST(started_at / 86400 AS INTEGER) - (CAST(started_at / 86400 AS INTEGER) + 3) % 7"
         " AS wd, COUNT(*), SUM(COALESCE(prompt_tokens, 0) + COALESCE(completion_tokens, 0))"
         " FROM llm_sessions WHERE started_at >= ? AND started_at < ?"
-        " AND kind NOT IN ('load', 'unload') GROUP BY 1, 2", (lo, hi),
+        " AND kind NOT IN ('load', 'unload') GROUP BY 1, 2",
+        (lo, hi),
     ):
         out[(int(wd), str(model))] = ModelFigures(sessions=n, tokens=tokens or 0)
     return out
@@ -216,8 +228,24 @@ def refresh_weekly_summaries(conn: sqlite3.Connection, *, now: float) -> int:
     stamp = now
     rows = [_gpu_summary_row(wd, g, f, stamp) for (wd, g), f in gpus.items()]
     rows += [
-        (week_label(wd), wd * DAY, None, m, None, None, None, None, None, None, None, None, "{}",
-         f.sessions, f.tokens, stamp)
+        (
+            week_label(wd),
+            wd * DAY,
+            None,
+            m,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            "{}",
+            f.sessions,
+            f.tokens,
+            stamp,
+        )
         for (wd, m), f in models.items()
     ]
     with conn:
@@ -234,17 +262,30 @@ def _avg(total: float, n: int) -> float | None:
 
 def _gpu_summary_row(wd: int, gpu_id: int, f: GpuFigures, stamp: float) -> tuple[object, ...]:
     return (
-        week_label(wd), wd * DAY, gpu_id, None, f.active_seconds / 3600.0,
-        _avg(f.util_sum, f.util_n), f.util_max, _avg(f.mem_sum, f.mem_n), f.mem_max,
-        _avg(f.temp_sum, f.temp_n), f.temp_max,
+        week_label(wd),
+        wd * DAY,
+        gpu_id,
+        None,
+        f.active_seconds / 3600.0,
+        _avg(f.util_sum, f.util_n),
+        f.util_max,
+        _avg(f.mem_sum, f.mem_n),
+        f.mem_max,
+        _avg(f.temp_sum, f.temp_n),
+        f.temp_max,
         f.energy_joules / 3600.0 if f.energy_n else None,
-        json.dumps(f.workload_seconds, sort_keys=True), None, None, stamp,
+        json.dumps(f.workload_seconds, sort_keys=True),
+        None,
+        None,
+        stamp,
     )
 
 
 def summary_from_row(row: sqlite3.Row) -> WeeklySummary:
     return WeeklySummary(
-        week=row["week"], gpu_id=row["gpu_id"], model=row["model"],
+        week=row["week"],
+        gpu_id=row["gpu_id"],
+        model=row["model"],
         hours_active=row["hours_active"],
         avg_utilization_percent=row["avg_utilization_percent"],
         peak_utilization_percent=row["peak_utilization_percent"],
@@ -252,6 +293,8 @@ def summary_from_row(row: sqlite3.Row) -> WeeklySummary:
         peak_memory_used_bytes=row["peak_memory_used_bytes"],
         avg_temperature_celsius=row["avg_temperature_celsius"],
         peak_temperature_celsius=row["peak_temperature_celsius"],
-        energy_wh=row["energy_wh"], workload_seconds=json.loads(row["workload_seconds"]),
-        llm_sessions=row["llm_sessions"], llm_tokens=row["llm_tokens"],
+        energy_wh=row["energy_wh"],
+        workload_seconds=json.loads(row["workload_seconds"]),
+        llm_sessions=row["llm_sessions"],
+        llm_tokens=row["llm_tokens"],
     )

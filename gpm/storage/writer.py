@@ -37,14 +37,25 @@ def gpu_row(s: GpuSample) -> Row:
     """A GPU sample as a gpu_metrics row (column order of GPU_METRICS)."""
     numeric = tuple(getattr(s, name) for name, _ in GPU_NUMERIC_COLUMNS)
     throttle = None if s.throttle_reasons is None else ",".join(s.throttle_reasons)
-    return (s.timestamp, s.gpu_id, s.uuid, s.name, int(s.simulated), int(s.up), s.error,
-            *numeric, throttle)
+    return (
+        s.timestamp,
+        s.gpu_id,
+        s.uuid,
+        s.name,
+        int(s.simulated),
+        int(s.up),
+        s.error,
+        *numeric,
+        throttle,
+    )
 
 
 def session_row(s: LlmSession) -> Row:
     return tuple(
-        getattr(s, name).value if name == "outcome"
-        else int(s.streamed) if name == "streamed"
+        getattr(s, name).value
+        if name == "outcome"
+        else int(s.streamed)
+        if name == "streamed"
         else getattr(s, name)
         for name in LLM_SESSIONS.column_names
     )
@@ -52,7 +63,10 @@ def session_row(s: LlmSession) -> Row:
 
 def process_event_row(e: ProcessEvent) -> Row:
     return tuple(
-        e.timestamp if name == "ts" else e.workload.value if name == "workload"
+        e.timestamp
+        if name == "ts"
+        else e.workload.value
+        if name == "workload"
         else getattr(e, name)
         for name in PROCESS_EVENTS.column_names
     )
@@ -75,14 +89,32 @@ def _latest_payload(snap: Snapshot) -> Row:
             continue
         for p in g.processes:
             c = p.classification
-            procs.append((
-                snap.timestamp, g.gpu_id, p.pid, p.name, p.gpu_memory_bytes,
-                p.sm_utilization_percent, p.kind, p.user, p.started_at,
-                c.workload.value if c else None, c.reason if c else None,
-                c.model if c else None, c.steam_app_id if c else None, c.container if c else None,
-            ))
-    poll = (snap.timestamp, snap.source, snap.message, snap.poll_seconds, ",".join(unknown),
-            len(snap.gpus))
+            procs.append(
+                (
+                    snap.timestamp,
+                    g.gpu_id,
+                    p.pid,
+                    p.name,
+                    p.gpu_memory_bytes,
+                    p.sm_utilization_percent,
+                    p.kind,
+                    p.user,
+                    p.started_at,
+                    c.workload.value if c else None,
+                    c.reason if c else None,
+                    c.model if c else None,
+                    c.steam_app_id if c else None,
+                    c.container if c else None,
+                )
+            )
+    poll = (
+        snap.timestamp,
+        snap.source,
+        snap.message,
+        snap.poll_seconds,
+        ",".join(unknown),
+        len(snap.gpus),
+    )
     return (poll, tuple(procs))
 
 
@@ -101,7 +133,8 @@ def replace_latest(conn: sqlite3.Connection, payload: Row) -> None:
     conn.executemany("INSERT INTO latest_processes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", procs)  # type: ignore[arg-type]
     conn.execute(
         "INSERT OR REPLACE INTO latest_poll (id, ts, source, message, poll_seconds, "
-        "unknown_processes, gpu_count) VALUES (1, ?, ?, ?, ?, ?, ?)", poll,  # type: ignore[arg-type]
+        "unknown_processes, gpu_count) VALUES (1, ?, ?, ?, ?, ?, ?)",
+        poll,  # type: ignore[arg-type]
     )
 
 
@@ -192,8 +225,12 @@ class Writer:
         self._thread = None
         left = self.pending
         if left:
-            self.log.warning("history: %d rows could not be written to %s before shutdown "
-                             "(%s)", left, self.path, self._last_error)
+            self.log.warning(
+                "history: %d rows could not be written to %s before shutdown (%s)",
+                left,
+                self.path,
+                self._last_error,
+            )
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -231,7 +268,10 @@ class Writer:
                     self._drop_warned = True
                     self.log.warning(
                         "history: more than %d rows waiting to be written to %s; dropping the "
-                        "oldest until writing works again", self.max_pending, self.path)
+                        "oldest until writing works again",
+                        self.max_pending,
+                        self.path,
+                    )
                 self._cond.notify_all()  # a flush waiting on dropped rows may be satisfied
 
     def _oldest_seq(self) -> float:
@@ -298,13 +338,18 @@ class Writer:
             self.log.error(
                 "history: cannot write to %s: %s; keeping %d rows in memory and retrying "
                 "(check free space and that service.data_dir is writable)",
-                self.path, error, pending)
+                self.path,
+                error,
+                pending,
+            )
         self._last_error = error
 
     def _recovered(self) -> None:
         if self._last_error is not None:
-            self.log.warning("history: writing to %s again (%d rows dropped while it failed)",
-                             self.path, self._dropped)
+            self.log.warning(
+                "history: writing to %s again (%d rows dropped while it failed)",
+                self.path,
+                self._dropped,
+            )
         self._last_error = None
         self._drop_warned = False
-

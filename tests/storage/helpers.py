@@ -27,8 +27,12 @@ DAY = 86400.0
 
 def sample(gpu_id: int, ts: float, util: float | None = 50.0, **kw: object) -> GpuSample:
     values: dict[str, object] = {
-        "uuid": f"GPU-{gpu_id}", "name": "Fake GPU", "utilization_percent": util,
-        "memory_used_bytes": 4_000, "memory_total_bytes": 8_000, "temperature_celsius": 60.0,
+        "uuid": f"GPU-{gpu_id}",
+        "name": "Fake GPU",
+        "utilization_percent": util,
+        "memory_used_bytes": 4_000,
+        "memory_total_bytes": 8_000,
+        "temperature_celsius": 60.0,
         "power_watts": 100.0,
     }
     values.update(kw)
@@ -36,40 +40,81 @@ def sample(gpu_id: int, ts: float, util: float | None = 50.0, **kw: object) -> G
 
 
 def snapshot(ts: float, gpus: int = 2) -> Snapshot:
-    proc = GpuProcess(pid=4242, name="ollama", gpu_memory_bytes=1000, user="alice",
-                      classification=Classification(Workload.LLM_INFERENCE, "cmdline: ollama",
-                                                    model="qwen2:0.5b"))
-    return Snapshot(timestamp=ts, source="simulated", gpus=tuple(
-        sample(g, ts, util=float(g * 10), processes=(proc,) if g == 0 else None)
-        for g in range(gpus)
-    ))
+    proc = GpuProcess(
+        pid=4242,
+        name="ollama",
+        gpu_memory_bytes=1000,
+        user="alice",
+        classification=Classification(
+            Workload.LLM_INFERENCE, "cmdline: ollama", model="qwen2:0.5b"
+        ),
+    )
+    return Snapshot(
+        timestamp=ts,
+        source="simulated",
+        gpus=tuple(
+            sample(g, ts, util=float(g * 10), processes=(proc,) if g == 0 else None)
+            for g in range(gpus)
+        ),
+    )
 
 
 def session(i: int, ts: float, model: str = "qwen2:0.5b", **kw: object) -> LlmSession:
     values: dict[str, object] = {
-        "prompt_tokens": 10, "completion_tokens": 90, "tokens_per_second": 50.0 + i,
-        "ttft_ms": 100.0 + i, "duration_ms": 2000.0, "status_code": 200, "streamed": True,
+        "prompt_tokens": 10,
+        "completion_tokens": 90,
+        "tokens_per_second": 50.0 + i,
+        "ttft_ms": 100.0 + i,
+        "duration_ms": 2000.0,
+        "status_code": 200,
+        "streamed": True,
     }
     values.update(kw)
-    return LlmSession(id=f"s{i}", model=model, endpoint="/api/chat", started_at=ts,
-                      **values)  # type: ignore[arg-type]
+    return LlmSession(id=f"s{i}", model=model, endpoint="/api/chat", started_at=ts, **values)  # type: ignore[arg-type]
 
 
-def process_event(ts: float, event: str, pid: int = 7, gpu_id: int = 0,
-                  workload: Workload = Workload.ML_TRAINING,
-                  duration: float | None = None) -> ProcessEvent:
-    return ProcessEvent(timestamp=ts, event=event, gpu_id=gpu_id, gpu_uuid=f"GPU-{gpu_id}",
-                        pid=pid, name="python", workload=workload, reason="test",
-                        duration_seconds=duration)
+def process_event(
+    ts: float,
+    event: str,
+    pid: int = 7,
+    gpu_id: int = 0,
+    workload: Workload = Workload.ML_TRAINING,
+    duration: float | None = None,
+) -> ProcessEvent:
+    return ProcessEvent(
+        timestamp=ts,
+        event=event,
+        gpu_id=gpu_id,
+        gpu_uuid=f"GPU-{gpu_id}",
+        pid=pid,
+        name="python",
+        workload=workload,
+        reason="test",
+        duration_seconds=duration,
+    )
 
 
 def alert(ts: float, state: str = "firing") -> Alert:
-    return Alert(timestamp=ts, rule="temperature", state=state, severity="warning",
-                 message="GPU 0 at 90 C", gpu_id=0, value=90.0, threshold=85.0)
+    return Alert(
+        timestamp=ts,
+        rule="temperature",
+        state=state,
+        severity="warning",
+        message="GPU 0 at 90 C",
+        gpu_id=0,
+        value=90.0,
+        threshold=85.0,
+    )
 
 
-def fill(path: Path, *, samples: Sequence[GpuSample] = (), sessions: Sequence[LlmSession] = (),
-         events: Sequence[ProcessEvent] = (), alerts: Sequence[Alert] = ()) -> None:
+def fill(
+    path: Path,
+    *,
+    samples: Sequence[GpuSample] = (),
+    sessions: Sequence[LlmSession] = (),
+    events: Sequence[ProcessEvent] = (),
+    alerts: Sequence[Alert] = (),
+) -> None:
     """Write rows through the writer's insert path, in one transaction."""
     conn = open_database(path)
     with conn:
@@ -86,4 +131,3 @@ def count(path: Path, table: str) -> int:
         return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
     finally:
         conn.close()
-

@@ -16,12 +16,16 @@ from .helpers import DAY, HOUR, MONDAY, alert, count, fill, process_event, sampl
 
 
 def _history(db: Path, start: float, hours: int) -> None:
-    fill(db, samples=[sample(g, start + h * HOUR, util=float(h)) for h in range(hours)
-                      for g in (0, 1)],
-         sessions=[session(h, start + h * HOUR + 5) for h in range(hours)],
-         events=[process_event(start + 10, "start"), process_event(start + 70, "end",
-                                                                   duration=60.0)],
-         alerts=[alert(start + 20)])
+    fill(
+        db,
+        samples=[sample(g, start + h * HOUR, util=float(h)) for h in range(hours) for g in (0, 1)],
+        sessions=[session(h, start + h * HOUR + 5) for h in range(hours)],
+        events=[
+            process_event(start + 10, "start"),
+            process_event(start + 70, "end", duration=60.0),
+        ],
+        alerts=[alert(start + 20)],
+    )
 
 
 def test_retention_zero_moves_everything_to_parquet(tmp_path: Path) -> None:
@@ -39,12 +43,15 @@ def test_retention_zero_moves_everything_to_parquet(tmp_path: Path) -> None:
     tbl = pq.read_table(arch / "gpu_metrics")
     assert tbl.schema.field("ts").type == pa.timestamp("ms", tz="UTC")
     assert tbl.num_rows == 60
-    assert pq.ParquetFile(arch / "gpu_metrics" / files[0]).metadata.row_group(0).column(
-        0).compression == "ZSTD"
+    assert (
+        pq.ParquetFile(arch / "gpu_metrics" / files[0]).metadata.row_group(0).column(0).compression
+        == "ZSTD"
+    )
     con = duckdb.connect()
     ts_type, n, util = con.execute(
         f"SELECT typeof(MIN(ts)), COUNT(*), MAX(utilization_percent) "
-        f"FROM read_parquet('{arch}/gpu_metrics/*.parquet')").fetchone()
+        f"FROM read_parquet('{arch}/gpu_metrics/*.parquet')"
+    ).fetchone()
     assert ts_type == "TIMESTAMP WITH TIME ZONE" and n == 60 and util == 29.0
     (first,) = con.execute(
         f"SELECT epoch(MIN(started_at)) FROM read_parquet('{arch}/llm_sessions/*.parquet')"
@@ -96,8 +103,9 @@ def test_queries_span_sqlite_and_archives(tmp_path: Path) -> None:
     q = Queries(db, arch)
     chart = q.chart(0, MONDAY, MONDAY + 2 * DAY, points=48)
     assert len(chart["points"]) == 48
-    assert [p["utilization_percent"]["avg"] for p in chart["points"]] == [float(h)
-                                                                          for h in range(48)]
+    assert [p["utilization_percent"]["avg"] for p in chart["points"]] == [
+        float(h) for h in range(48)
+    ]
     assert chart["stats"]["utilization_percent"]["max"] == 47.0
     hist = q.historical(MONDAY, MONDAY + 2 * DAY, points=48)
     assert [len(g["points"]) for g in hist["gpus"]] == [48, 48]
@@ -110,6 +118,9 @@ def test_queries_span_sqlite_and_archives(tmp_path: Path) -> None:
     assert q.data_range() == (MONDAY, MONDAY + 47 * HOUR)
     assert q.llm_stats(MONDAY, MONDAY + 2 * DAY)["totals"]["sessions"] == 48
     cells = q.heatmap(0, MONDAY, MONDAY + 2 * DAY)["cells"]
-    assert len(cells) == 48 and cells[30] == {"day": "2026-11-24", "hour": 6,
-                                              "utilization_percent": 30.0}
+    assert len(cells) == 48 and cells[30] == {
+        "day": "2026-11-24",
+        "hour": 6,
+        "utilization_percent": 30.0,
+    }
     q.close()

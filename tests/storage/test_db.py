@@ -17,8 +17,15 @@ def test_creates_schema_in_wal_mode(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "gpm.db"
     conn = open_database(path)
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"gpu_metrics", "llm_sessions", "process_events", "alerts", "model_events",
-            "weekly_summaries", "latest_processes"} <= tables
+    assert {
+        "gpu_metrics",
+        "llm_sessions",
+        "process_events",
+        "alerts",
+        "model_events",
+        "weekly_summaries",
+        "latest_processes",
+    } <= tables
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
@@ -48,7 +55,8 @@ def test_migrates_a_version_1_database_in_place(tmp_path: Path) -> None:
     cols = {r[1] for r in conn.execute("PRAGMA table_info(gpu_metrics)")}
     assert {"energy_joules", "pcie_tx_bytes_per_second", "throttle_reasons"} <= cols
     assert conn.execute("SELECT ts, utilization_percent FROM gpu_metrics").fetchall() == [
-        (1000.0, 42.0)]
+        (1000.0, 42.0)
+    ]
     conn.execute("INSERT INTO model_events (ts, event, model) VALUES (1, 'load', 'm')")
     conn.close()
 
@@ -101,16 +109,18 @@ def test_readonly_needs_an_existing_database(tmp_path: Path) -> None:
     open_database(tmp_path / "gpm.db").close()
     ro = open_database(tmp_path / "gpm.db", readonly=True)
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
-        ro.execute("INSERT INTO alerts (ts, rule, state, severity, message) "
-                    "VALUES (1, 'r', 's', 'w', 'm')")
+        ro.execute(
+            "INSERT INTO alerts (ts, rule, state, severity, message) VALUES (1, 'r', 's', 'w', 'm')"
+        )
     ro.close()
 
 
 def test_read_only_data_dir_gives_a_clear_error(tmp_path: Path) -> None:
     mnt = tmp_path / "ro"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(mnt)],
-                      capture_output=True).returncode:
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(mnt)], capture_output=True
+    ).returncode:
         pytest.skip("needs root to mount a read-only tmpfs")
     try:
         with pytest.raises(DatabaseError, match="writable"):

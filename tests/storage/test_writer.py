@@ -116,8 +116,9 @@ def test_beyond_max_pending_oldest_rows_are_dropped_and_counted(
 def small_fs(tmp_path: Path) -> Iterator[Path]:
     mnt = tmp_path / "fs"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)],
-                      capture_output=True).returncode:
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], capture_output=True
+    ).returncode:
         pytest.skip("needs root to mount a small tmpfs")
     yield mnt
     subprocess.run(["umount", "-l", str(mnt)], check=True)
@@ -182,8 +183,9 @@ while True:
 def test_kill_9_while_writing_loses_at_most_the_last_batch(tmp_path: Path) -> None:
     db = tmp_path / "gpm.db"
     repo = Path(__file__).resolve().parents[2]
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(db), str(repo)],
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(db), str(repo)], stdout=subprocess.PIPE, text=True
+    )
     assert child.stdout is not None
     committed = 0
     try:
