@@ -245,16 +245,21 @@ class NvmlSource:
 
     name = "nvml"
 
-    def __init__(self, library_path: str | None = None) -> None:
+    def __init__(self, library_path: str | None = None, retry_secs: float = 5.0) -> None:
         """Start NVML, loading ``library_path`` (gpu.nvml_library) instead of the system one.
 
+        After a GPU or the driver is lost, NVML is restarted on the next poll and then at most
+        every ``retry_secs`` (of poll time) while anything stays down, since a restart is slow.
         Raises NvmlUnavailable when NVML cannot start at all.
         """
         self._library_path = library_path or None
+        self._retry_secs = retry_secs
         self._lock = threading.Lock()
         self._devices: list[_Device] = []
         self._message: str | None = None
         self._reinit = False
+        self._restart_after = float("-inf")
+        self._closed = False
         _start_nvml(self._library_path)
         self._started = True
         self._enumerate()
@@ -262,8 +267,14 @@ class NvmlSource:
     def poll(self, now: float) -> Snapshot:
         started = time.perf_counter()
         with self._lock:
-            if self._reinit:
+            if self._closed:
+                return Snapshot(
+                    timestamp=now, source=self.name, message="the NVML reader is closed"
+                )
+            if self._reinit and now >= self._restart_after:
                 self._restart()
+                if self._reinit:
+                    self._restart_after = now + self._retry_secs
             samples = [self._poll_device(dev, now) for dev in self._devices]
         message = None if samples else self._message or "NVML reports no NVIDIA GPUs"
         return Snapshot(
@@ -276,6 +287,7 @@ class NvmlSource:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             if self._started:
                 self._started = False
                 _stop_nvml()

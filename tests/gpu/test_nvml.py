@@ -195,30 +195,47 @@ def test_missing_symbols_read_as_none_or_fall_back(
 
 
 def test_lost_gpu_goes_down_alone_and_comes_back_after_reinit(
-    fake_nvml_scenario: Scenario, open_source: OpenSource, fake_nvml_lib: Path
+    fake_nvml_scenario: Scenario, fake_nvml_lib: Path
 ) -> None:
     for i in range(3):
         fake_nvml_scenario.set_gpu(i, uuid=f"GPU-{i}", temperature_c=50 + i)
     fake_nvml_scenario.write()
-    source = open_source()
-    assert all(g.up for g in source.poll(1.0).gpus)
+    source = NvmlSource(library_path=str(fake_nvml_lib), retry_secs=10.0)
+    try:
+        assert all(g.up for g in source.poll(1.0).gpus)
 
-    fake_nvml_scenario.lose_gpu(1).write()
-    inits = fake_nvml_call_count(fake_nvml_lib, "nvmlInitWithFlags")
-    lost = source.poll(2.0)
-    still_lost = source.poll(3.0)
+        fake_nvml_scenario.lose_gpu(1).write()
+        inits = fake_nvml_call_count(fake_nvml_lib, "nvmlInitWithFlags")
+        lost = source.poll(2.0)  # sees the loss
+        still_lost = source.poll(3.0)  # restarts NVML at once; the GPU is still gone
+        fake_nvml_scenario.restore_gpu(1).set_gpu(1, temperature_c=44).write()
+        waiting = source.poll(4.0)  # next restart not before 13.0
+        assert fake_nvml_call_count(fake_nvml_lib, "nvmlInitWithFlags") - inits == 1
+        back = source.poll(13.0).gpus[1]
+    finally:
+        source.close()
 
-    for snapshot in (lost, still_lost):
+    for snapshot in (lost, still_lost, waiting):
         g0, g1, g2 = snapshot.gpus
         assert (g0.up, g2.up) == (True, True)
         assert (g0.temperature_celsius, g2.temperature_celsius) == (50.0, 52.0)
         assert g1.up is False and g1.error is not None and "lost" in g1.error
         assert (g1.uuid, g1.temperature_celsius, g1.processes) == ("GPU-1", None, None)
-    assert fake_nvml_call_count(fake_nvml_lib, "nvmlInitWithFlags") - inits >= 1
-
-    fake_nvml_scenario.restore_gpu(1).set_gpu(1, temperature_c=44).write()
-    back = source.poll(4.0).gpus[1]
     assert (back.up, back.error, back.temperature_celsius, back.uuid) == (True, None, 44.0, "GPU-1")
+
+
+def test_poll_after_close_does_not_restart_nvml(
+    fake_nvml_scenario: Scenario, fake_nvml_lib: Path
+) -> None:
+    fake_nvml_scenario.set_gpu(0).write()
+    source = NvmlSource(library_path=str(fake_nvml_lib))
+    source.close()
+    inits = fake_nvml_call_count(fake_nvml_lib, "nvmlInitWithFlags")
+
+    snapshot = source.poll(1.0)
+
+    assert snapshot.gpus == () and snapshot.message == "the NVML reader is closed"
+    assert fake_nvml_call_count(fake_nvml_lib, "nvmlInitWithFlags") == inits
 
 
 def test_reset_required_marks_gpu_down(
@@ -299,7 +316,7 @@ def test_second_library_refused_while_first_is_open(
 ) -> None:
     fake_nvml_scenario.set_gpu(0).write()
     open_source()
-    other = fake_nvml_build(omit=("nvmlDeviceGetFanSpeed",))
+    other = fake_nvml_build(omit=("nvmlDeviceGetComputeRunningProcesses_v3",))  # built once
 
     with pytest.raises(NvmlUnavailable, match="already in use"):
         open_source(other)
