@@ -1,5 +1,41 @@
 """Telemetry sinks: Prometheus ``/metrics`` and OpenTelemetry OTLP export.
 
 Import the submodules directly; :mod:`gpm.telemetry.otlp` loads the OpenTelemetry SDK only when
-an exporter starts.
+an exporter starts. What both sinks share (which sessions count as inference, bounded model
+labels) lives here.
 """
+
+from __future__ import annotations
+
+import threading
+
+UNKNOWN_MODEL = "unknown"
+OTHER_MODEL = "other"
+
+# Sessions that measure inference; "load"/"unload" only move weights and would skew latency.
+PERFORMANCE_KINDS = frozenset({"generation", "embedding"})
+
+
+class ModelLabels:
+    """Maps model names to a bounded set of label values (beyond ``limit`` -> ``"other"``).
+
+    Model names come from client requests, so without a cap a client could create unbounded
+    series (one per misspelt model name).
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"model_label_limit must be at least 1, got {limit}")
+        self._limit = limit
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, model: str | None) -> str:
+        name = model or UNKNOWN_MODEL
+        with self._lock:
+            if name in self._seen:
+                return name
+            if len(self._seen) < self._limit:
+                self._seen.add(name)
+                return name
+        return OTHER_MODEL

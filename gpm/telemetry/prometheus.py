@@ -30,6 +30,7 @@ from prometheus_client.registry import Collector
 
 from gpm.model import GpuSample, LlmSession, Outcome
 from gpm.state import LiveState
+from gpm.telemetry import PERFORMANCE_KINDS, ModelLabels
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse
@@ -56,39 +57,9 @@ TTFT_SECONDS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300)
 DURATION_SECONDS_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
 TOKENS_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144)
 
-UNKNOWN_MODEL = "unknown"
-OTHER_MODEL = "other"
 UNCLASSIFIED = "unclassified"
 
-# Sessions that measure inference; "load"/"unload" only move weights and would skew latency.
-PERFORMANCE_KINDS = frozenset({"generation", "embedding"})
-
 _GPU_LABELS = ("gpu_id", "gpu_name", "gpu_uuid")
-
-
-class ModelLabels:
-    """Maps model names to a bounded set of label values (beyond ``limit`` -> ``"other"``).
-
-    Model names come from client requests, so without a cap a client could create unbounded
-    series (one per misspelt model name).
-    """
-
-    def __init__(self, limit: int) -> None:
-        if limit < 1:
-            raise ValueError(f"model_label_limit must be at least 1, got {limit}")
-        self._limit = limit
-        self._seen: set[str] = set()
-        self._lock = threading.Lock()
-
-    def __call__(self, model: str | None) -> str:
-        name = model or UNKNOWN_MODEL
-        with self._lock:
-            if name in self._seen:
-                return name
-            if len(self._seen) < self._limit:
-                self._seen.add(name)
-                return name
-        return OTHER_MODEL
 
 
 def _gpu_labels(g: GpuSample) -> list[str]:

@@ -1,0 +1,504 @@
+"""OpenTelemetry OTLP/gRPC metric export under the hardware and GenAI semantic conventions.
+
+GPU readings are observable instruments read from :class:`gpm.state.LiveState` when the SDK's
+reader thread collects; LLM sessions are recorded into histograms as they finish. Nothing here
+runs on the service's event loop, and a collector that is down costs one log line, not a crash.
+The SDK (a heavy import) is loaded in :meth:`OtlpExporter.start`.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from gpm import __version__
+from gpm.model import GpuSample, LlmSession, Outcome
+from gpm.state import LiveState
+from gpm.telemetry import PERFORMANCE_KINDS, ModelLabels
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import CallbackOptions, Histogram, Observation
+    from opentelemetry.sdk.metrics import MeterProvider
+
+# Bucket boundaries the GenAI conventions recommend, plus overflow buckets: a local model's
+# cold start (weights read from disk) can take minutes, which the recommended ones cannot tell
+# apart from a 10 s answer.
+TOKEN_USAGE_BUCKETS = (
+    1,
+    4,
+    16,
+    64,
+    256,
+    1024,
+    4096,
+    16384,
+    65536,
+    262144,
+    1048576,
+    4194304,
+    16777216,
+    67108864,
+)
+OPERATION_DURATION_BUCKETS = (
+    0.01,
+    0.02,
+    0.04,
+    0.08,
+    0.16,
+    0.32,
+    0.64,
+    1.28,
+    2.56,
+    5.12,
+    10.24,
+    20.48,
+    40.96,
+    81.92,
+    120,
+    300,
+    600,
+)
+TIME_TO_FIRST_TOKEN_BUCKETS = (
+    0.001,
+    0.005,
+    0.01,
+    0.02,
+    0.04,
+    0.06,
+    0.08,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+    30,
+    60,
+    120,
+    300,
+)
+TIME_PER_OUTPUT_TOKEN_BUCKETS = (
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.4,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5,
+    10,
+)
+
+PROVIDER = "ollama"
+_SDK_EXPORTER_LOGGER = "opentelemetry.exporter.otlp.proto.grpc.exporter"
+# The SDK logs every retry and every failed export; GPM reports the outage once instead.
+_SDK_NOISE = ("Transient error", "Failed to export", "Shutdown in progress")
+
+
+def operation_name(s: LlmSession) -> str:
+    """``gen_ai.operation.name`` for a proxied request."""
+    if s.kind == "embedding" or "embed" in s.endpoint:
+        return "embeddings"
+    if "chat" in s.endpoint:
+        return "chat"
+    return "text_completion"
+
+
+def gpu_attributes(g: GpuSample) -> dict[str, str]:
+    """``hw.*`` attributes identifying one GPU (``hw.id`` is its UUID when known)."""
+    attrs = {
+        "hw.id": g.uuid or f"gpu{g.gpu_id}",
+        "hw.name": f"gpu{g.gpu_id}",
+        "hw.type": "gpu",
+        "hw.vendor": "nvidia",
+    }
+    if g.name:
+        attrs["hw.model"] = g.name
+    return attrs
+
+
+class _PcieTotals:
+    """Turns PCIe rates (bytes/s) into the byte counters ``hw.gpu.io`` asks for.
+
+    The rate read at each new snapshot is multiplied by the time since the previous one, so
+    the totals are an estimate whose resolution is the collection interval.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], float] = {}  # (hw.id, direction) -> last timestamp
+        self._totals: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+
+    def update(self, hw_id: str, direction: str, rate: float, timestamp: float) -> float:
+        key = (hw_id, direction)
+        with self._lock:
+            last = self._seen.get(key)
+            total = self._totals.get(key, 0.0)
+            if last is not None and timestamp > last:
+                total += rate * (timestamp - last)
+            if last is None or timestamp > last:
+                self._seen[key] = timestamp
+            self._totals[key] = total
+            return total
+
+
+class _SilenceSdkRetries(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith(_SDK_NOISE))
+
+
+class OtlpExporter:
+    """Pushes GPU and LLM metrics to an OTLP/gRPC collector every ``interval`` seconds."""
+
+    def __init__(
+        self,
+        state: LiveState,
+        *,
+        endpoint: str,
+        interval: float = 15.0,
+        host_name: str | None = None,
+        logger: logging.Logger | None = None,
+        model_label_limit: int = 50,
+        stop_timeout: float = 3.0,
+    ) -> None:
+        if interval <= 0:
+            raise ValueError(f"interval must be positive, got {interval}")
+        self.state = state
+        self.endpoint = endpoint
+        self.interval = interval
+        self.host_name = host_name or socket.gethostname()
+        self.log = logger or logging.getLogger(__name__)
+        self.stop_timeout = stop_timeout
+        self._model_label = ModelLabels(model_label_limit)
+        self._pcie = _PcieTotals()
+        self._provider: MeterProvider | None = None
+        self._otlp: Any = None
+        self._filter = _SilenceSdkRetries()
+        self._token_usage: Histogram | None = None
+        self._duration: Histogram | None = None
+        self._ttft: Histogram | None = None
+        self._tpot: Histogram | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Build the meter provider; the SDK's reader thread then exports every interval."""
+        if self._provider is not None:
+            raise RuntimeError("OTLP exporter already started")
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+        from opentelemetry.sdk.resources import Resource
+
+        self._otlp = OTLPMetricExporter(
+            endpoint=self.endpoint,
+            insecure=self.endpoint.startswith("http://"),
+            timeout=min(10.0, max(1.0, self.interval)),
+        )
+        reader = PeriodicExportingMetricReader(
+            _reporting_exporter(self._otlp, self.endpoint, self.interval, self.log),
+            export_interval_millis=self.interval * 1000,
+        )
+        resource = Resource.create(
+            {"service.name": "gpm", "service.version": __version__, "host.name": self.host_name}
+        )
+        logging.getLogger(_SDK_EXPORTER_LOGGER).addFilter(self._filter)
+        self._provider = MeterProvider(
+            resource=resource, metric_readers=[reader], views=_histogram_views()
+        )
+        self._create_instruments(self._provider)
+        self.log.info("exporting OTLP metrics to %s every %gs", self.endpoint, self.interval)
+
+    def stop(self) -> None:
+        """Flush once and shut down, waiting at most about ``stop_timeout`` seconds.
+
+        With the collector down the SDK's final export would retry for its whole timeout;
+        past the bound the exporter is shut down under it, which aborts the retry wait.
+        """
+        provider, self._provider = self._provider, None
+        if provider is None:
+            return
+        closer = threading.Thread(
+            target=provider.shutdown,
+            kwargs={"timeout_millis": self.stop_timeout * 1000},
+            name="gpm-otlp-stop",
+            daemon=True,
+        )
+        closer.start()
+        closer.join(self.stop_timeout)
+        if closer.is_alive():
+            self._otlp.shutdown()
+            closer.join(1.0)
+        logging.getLogger(_SDK_EXPORTER_LOGGER).removeFilter(self._filter)
+        self._token_usage = self._duration = self._ttft = self._tpot = None
+
+    # -- LLM sessions ----------------------------------------------------------------------
+
+    def observe_session(self, s: LlmSession) -> None:
+        """Record a finished session (thread-safe; dropped when not started)."""
+        token_usage, duration, ttft, tpot = (
+            self._token_usage,
+            self._duration,
+            self._ttft,
+            self._tpot,
+        )
+        if token_usage is None or duration is None or ttft is None or tpot is None:
+            return
+        if s.kind not in PERFORMANCE_KINDS:
+            return
+        attrs = {
+            "gen_ai.operation.name": operation_name(s),
+            "gen_ai.provider.name": PROVIDER,
+            "gen_ai.request.model": self._model_label(s.model),
+        }
+        completed = s.outcome is Outcome.COMPLETED
+        if s.duration_ms is not None:
+            done = attrs if completed else {**attrs, "error.type": s.outcome.value}
+            duration.record(s.duration_ms / 1000.0, done)
+        if not completed:
+            return
+        for token_type, count in (("input", s.prompt_tokens), ("output", s.completion_tokens)):
+            if count is not None:
+                token_usage.record(count, {**attrs, "gen_ai.token.type": token_type})
+        if s.ttft_ms is not None:
+            ttft.record(s.ttft_ms / 1000.0, attrs)
+        per_token = _seconds_per_output_token(s)
+        if per_token is not None:
+            tpot.record(per_token, attrs)
+
+    # -- GPU instruments -------------------------------------------------------------------
+
+    def _create_instruments(self, provider: MeterProvider) -> None:
+        meter = provider.get_meter("gpm", __version__)
+        gauges: list[
+            tuple[str, str, str, Callable[[GpuSample], Iterator[tuple[float, dict[str, str]]]]]
+        ] = [
+            (
+                "hw.gpu.utilization",
+                "1",
+                "Fraction of time the GPU spent on each task.",
+                _utilization,
+            ),
+            (
+                "hw.gpu.memory.utilization",
+                "1",
+                "Fraction of GPU memory used.",
+                _one(lambda g: None if g.memory_percent is None else g.memory_percent / 100),
+            ),
+            (
+                "hw.temperature",
+                "Cel",
+                "GPU core temperature.",
+                _one(lambda g: g.temperature_celsius),
+            ),
+            ("hw.power", "W", "GPU power draw.", _one(lambda g: g.power_watts)),
+            (
+                "hw.fan.speed_ratio",
+                "1",
+                "GPU fan speed as a fraction of its maximum.",
+                _one(lambda g: None if g.fan_percent is None else g.fan_percent / 100),
+            ),
+        ]
+        for name, unit, doc, read in gauges:
+            meter.create_observable_gauge(name, [self._callback(read)], unit, doc)
+        meter.create_observable_up_down_counter(
+            "hw.gpu.memory.usage",
+            [self._callback(_one(lambda g: g.memory_used_bytes))],
+            "By",
+            "GPU memory used.",
+        )
+        meter.create_observable_up_down_counter(
+            "hw.gpu.memory.limit",
+            [self._callback(_one(lambda g: g.memory_total_bytes))],
+            "By",
+            "Size of the GPU memory.",
+        )
+        meter.create_observable_up_down_counter(
+            "hw.status",
+            [self._callback(_status, readable_only=False)],
+            "1",
+            "1 for the GPU's current state (ok, or failed when it cannot be read).",
+        )
+        meter.create_observable_counter(
+            "hw.energy",
+            [self._callback(_one(lambda g: g.energy_joules))],
+            "J",
+            "Energy used by the GPU since the driver was loaded.",
+        )
+        meter.create_observable_counter(
+            "hw.errors",
+            [self._callback(_ecc_errors)],
+            "{error}",
+            "ECC errors since the driver was loaded.",
+        )
+        meter.create_observable_counter(
+            "hw.gpu.io",
+            [self._callback(self._pcie_bytes)],
+            "By",
+            "Bytes the GPU received and sent over PCIe (integrated from sampled rates).",
+        )
+        self._token_usage = meter.create_histogram(
+            "gen_ai.client.token.usage", "{token}", "Input and output tokens per request."
+        )
+        self._duration = meter.create_histogram(
+            "gen_ai.client.operation.duration", "s", "Duration of requests through the proxy."
+        )
+        self._ttft = meter.create_histogram(
+            "gen_ai.server.time_to_first_token",
+            "s",
+            "Time to the first content chunk of successful responses (includes cold starts).",
+        )
+        self._tpot = meter.create_histogram(
+            "gen_ai.server.time_per_output_token",
+            "s",
+            "Time per output token after the first, for successful responses.",
+        )
+
+    def _callback(
+        self,
+        read: Callable[[GpuSample], Iterable[tuple[float, dict[str, str]]]],
+        readable_only: bool = True,
+    ) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        """An instrument callback: one observation per reading of every GPU in the snapshot."""
+        from opentelemetry.metrics import Observation
+
+        def callback(_: CallbackOptions) -> Iterator[Observation]:
+            snapshot = self.state.snapshot
+            if snapshot is None:
+                return
+            for g in snapshot.gpus:
+                if readable_only and not g.up:
+                    continue
+                base = gpu_attributes(g)
+                for value, extra in read(g):
+                    yield Observation(value, {**base, **extra})
+
+        return callback
+
+    def _pcie_bytes(self, g: GpuSample) -> Iterator[tuple[float, dict[str, str]]]:
+        hw_id = gpu_attributes(g)["hw.id"]
+        for direction, rate in (
+            ("receive", g.pcie_rx_bytes_per_second),
+            ("transmit", g.pcie_tx_bytes_per_second),
+        ):
+            if rate is not None:
+                total = self._pcie.update(hw_id, direction, rate, g.timestamp)
+                yield total, {"network.io.direction": direction}
+
+
+def _one(
+    get: Callable[[GpuSample], float | None],
+) -> Callable[[GpuSample], Iterator[tuple[float, dict[str, str]]]]:
+    """A reader yielding one value per GPU, or nothing when the GPU did not report it."""
+
+    def read(g: GpuSample) -> Iterator[tuple[float, dict[str, str]]]:
+        value = get(g)
+        if value is not None:
+            yield float(value), {}
+
+    return read
+
+
+def _utilization(g: GpuSample) -> Iterator[tuple[float, dict[str, str]]]:
+    for task, percent in (
+        ("general", g.utilization_percent),
+        ("encoder", g.encoder_utilization_percent),
+        ("decoder", g.decoder_utilization_percent),
+    ):
+        if percent is not None:
+            yield percent / 100.0, {"hw.gpu.task": task}
+
+
+def _status(g: GpuSample) -> Iterator[tuple[float, dict[str, str]]]:
+    yield (1.0 if g.up else 0.0), {"hw.state": "ok"}
+    yield (0.0 if g.up else 1.0), {"hw.state": "failed"}
+
+
+def _ecc_errors(g: GpuSample) -> Iterator[tuple[float, dict[str, str]]]:
+    for kind, count in (
+        ("corrected", g.ecc_errors_corrected),
+        ("uncorrected", g.ecc_errors_uncorrected),
+    ):
+        if count is not None:
+            yield float(count), {"error.type": kind}
+
+
+def _seconds_per_output_token(s: LlmSession) -> float | None:
+    if s.tokens_per_second:
+        return 1.0 / s.tokens_per_second
+    if s.eval_duration_ms is not None and s.completion_tokens:
+        return s.eval_duration_ms / 1000.0 / s.completion_tokens
+    return None
+
+
+def _histogram_views() -> list[Any]:
+    from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+
+    return [
+        View(
+            instrument_name=name,
+            aggregation=ExplicitBucketHistogramAggregation(boundaries=[float(b) for b in bounds]),
+        )
+        for name, bounds in (
+            ("gen_ai.client.token.usage", TOKEN_USAGE_BUCKETS),
+            ("gen_ai.client.operation.duration", OPERATION_DURATION_BUCKETS),
+            ("gen_ai.server.time_to_first_token", TIME_TO_FIRST_TOKEN_BUCKETS),
+            ("gen_ai.server.time_per_output_token", TIME_PER_OUTPUT_TOKEN_BUCKETS),
+        )
+    ]
+
+
+def _reporting_exporter(inner: Any, endpoint: str, interval: float, log: logging.Logger) -> Any:
+    """Wrap the OTLP exporter so an outage is logged once, and its recovery once.
+
+    Defined here because the SDK base class is only imported once an exporter starts.
+    """
+    from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
+
+    class Reporting(MetricExporter):
+        def __init__(self) -> None:
+            super().__init__(
+                preferred_temporality=inner._preferred_temporality,
+                preferred_aggregation=inner._preferred_aggregation,
+            )
+            self.failing = False
+
+        def export(
+            self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any
+        ) -> MetricExportResult:
+            result: MetricExportResult = inner.export(
+                metrics_data, timeout_millis=timeout_millis, **kwargs
+            )
+            if result is MetricExportResult.SUCCESS:
+                if self.failing:
+                    log.info("OTLP export to %s works again", endpoint)
+                self.failing = False
+            elif not self.failing:
+                self.failing = True
+                log.warning(
+                    "OTLP export to %s failed (is the collector running?); retrying every %gs "
+                    "and logging again only when it recovers",
+                    endpoint,
+                    interval,
+                )
+            return result
+
+        def force_flush(self, timeout_millis: float = 10_000) -> bool:
+            return bool(inner.force_flush(timeout_millis))
+
+        def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+            inner.shutdown()
+
+    return Reporting()
