@@ -19,6 +19,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from gpm.llm.proxy import bound_port
+
 
 @dataclass(frozen=True, slots=True)
 class DemoModel:
@@ -34,10 +36,11 @@ DEMO_MODELS = (
     DemoModel("llama3.2:3b", 3_338_801_664, 0.022, 900.0, 0.6, 4096),
     DemoModel("qwen2.5:0.5b", 994_156_032, 0.008, 3000.0, 0.25, 4096),
 )
-_WORDS = (
+_TEXT = (
     "The GPU keeps the model weights in memory while it decodes one token at a time, and each "
     "step reads every weight once, so memory bandwidth sets the pace more than raw compute does."
-).split(" ")
+)
+_WORDS = _TEXT.split(" ")
 KEEP_ALIVE_SECS = 300.0
 
 
@@ -75,7 +78,7 @@ class DemoBackend:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = bound_port(site)
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -229,7 +232,8 @@ class DemoBackend:
 
 
 _REQUESTS: tuple[tuple[str, str, dict[str, Any]], ...] = (
-    ("/api/chat", "llama3.2:3b", {"messages": [{"role": "user", "content": "Why is the sky blue?"}]}),
+    ("/api/chat", "llama3.2:3b",
+     {"messages": [{"role": "user", "content": "Why is the sky blue?"}]}),
     ("/api/generate", "qwen2.5:0.5b", {"prompt": "Name three GPU metrics."}),
     ("/api/chat", "qwen2.5:0.5b",
      {"messages": [{"role": "user", "content": "Hello"}], "stream": False}),

@@ -100,9 +100,7 @@ class OpenAiDialect:
                 text = delta.get("content")
                 if isinstance(text, str) and text:
                     content = (content or "") + text
-                elif delta.get("reasoning") or delta.get("reasoning_content"):
-                    content = content or ""
-                elif delta.get("tool_calls"):
+                elif any(delta.get(k) for k in ("reasoning", "reasoning_content", "tool_calls")):
                     content = content or ""
             text = choice.get("text")  # /v1/completions
             if isinstance(text, str) and text:

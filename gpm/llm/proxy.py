@@ -80,6 +80,7 @@ class _Meter:
         self._keep_text = keep_text
         self._parse_all = True  # until the first content is seen
         self._lines = False
+        self._status = 0  # 0 until the backend answered
         self._tail = b""
         self._body: list[bytes] = []
         self._body_size = 0
@@ -91,6 +92,7 @@ class _Meter:
         self._done = False
 
     def response(self, status: int, content_type: str, now: float) -> None:
+        self._status = status
         self.session.status_code = status
         self.session.ttfb_ms = (now - self._t0) * 1000.0
         self._lines = status < 400 and content_type.startswith(_STREAM_TYPES)
@@ -136,10 +138,10 @@ class _Meter:
         s = self.session
         if self._lines and self._tail and not self._done:
             self._line(self._tail, now)
-        if not self._lines and s.status_code is not None:
+        if self._status and not self._lines:
             data = b"".join(self._body)
-            if s.status_code >= 400:
-                mark_error(s, error_message(parse_json(data)) or f"HTTP {s.status_code}")
+            if self._status >= 400:
+                mark_error(s, error_message(parse_json(data)) or f"HTTP {self._status}")
             else:
                 text = self._dialect.body(data, s)
                 if text is not None:
@@ -208,9 +210,7 @@ class LlmProxy:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        sockets = site._server.sockets if site._server else ()  # type: ignore[union-attr]
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
+        self.port = bound_port(site)
         self._log.info("LLM proxy on http://%s:%d -> %s", self.host, self.port, self.backend_url)
 
     async def stop(self) -> None:
@@ -221,10 +221,11 @@ class LlmProxy:
             await self._client.close()
             self._client = None
 
-    def _warn_once(self, key: str, message: str, *args: object) -> None:
+    def _warn_once(self, key: str, message: str, *args: object, trace: bool = True) -> None:
+        """Log a recurring problem once (with its traceback when it is a bug), not per request."""
         if key not in self._warned:
             self._warned.add(key)
-            self._log.warning(message, *args, exc_info=True)
+            self._log.warning(message, *args, exc_info=trace)
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         t0 = time.perf_counter()
@@ -284,7 +285,7 @@ class LlmProxy:
     def _unreachable(self, exc: BaseException, meter: _Meter | None) -> web.Response:
         reason = str(exc) or type(exc).__name__
         message = f"GPM proxy cannot reach the LLM backend at {self.backend_url}: {reason}"
-        self._warn_once("unreachable", "%s", message)
+        self._warn_once("unreachable", "%s", message, trace=False)
         if meter is not None:
             meter.session.outcome = Outcome.REJECTED
             meter.session.status_code = 502
@@ -343,7 +344,7 @@ class LlmProxy:
         self, request: web.BaseRequest, meter: _Meter | None, exc: BaseException
     ) -> None:
         """The backend dropped the stream: drop the client's too, so it sees a truncated reply."""
-        self._warn_once("broken", "the LLM backend broke off a response: %s", exc)
+        self._warn_once("broken", "the LLM backend broke off a response: %s", exc, trace=False)
         if meter is not None:
             mark_error(meter.session, f"the backend broke off the response: {exc}")
         if request.transport is not None:
@@ -401,9 +402,19 @@ def _request_headers(request: web.BaseRequest, host: str) -> CIMultiDict[str]:
 
 def _response_headers(raw: tuple[tuple[bytes, bytes], ...]) -> CIMultiDict[str]:
     headers: CIMultiDict[str] = CIMultiDict()
-    for key, value in raw:
-        headers.add(key.decode("latin-1"), value.decode("latin-1"))
+    for raw_key, raw_value in raw:
+        headers.add(raw_key.decode("latin-1"), raw_value.decode("latin-1"))
     drop = _HOP_BY_HOP | _connection_tokens(headers.get("Connection"))
-    for key in {k for k in headers if k.lower() in drop}:
-        del headers[key]
+    for name in {k for k in headers if k.lower() in drop}:
+        del headers[name]
     return headers
+
+
+def bound_port(site: web.TCPSite) -> int:
+    """The port a site listens on (the one the OS chose when asked for port 0)."""
+    server = site._server
+    sockets = getattr(server, "sockets", None)
+    if not sockets:
+        raise RuntimeError("the site is not listening")
+    port: int = sockets[0].getsockname()[1]
+    return port

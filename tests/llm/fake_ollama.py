@@ -18,6 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
+from gpm.llm.proxy import bound_port
+
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ollama"
 CREATED_AT = "2026-11-27T10:00:00.000000Z"
 NOT_FOUND = "model 'nope' not found"
@@ -46,6 +48,7 @@ class Plan:
     batch_lines: bool = False  # all token lines in one write
     hang_after: int | None = None  # stop sending (never finish) after this many tokens
     hang_before_headers: bool = False
+    drop_after: int | None = None  # close the connection abruptly after this many tokens
     garbage: bool = False  # a non-JSON line in the middle of the stream
     done_reason: str = "stop"
     # Final-chunk fields; generate-final.json's values unless overridden.
@@ -87,7 +90,7 @@ class FakeOllama:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port, reuse_address=True)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = bound_port(site)
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -135,6 +138,9 @@ class FakeOllama:
         return web.json_response({"error": "404 page not found"}, status=404)
 
     async def _blob(self, request: web.BaseRequest) -> web.Response:
+        if request.method == "HEAD":  # Ollama: 200 when it has the blob, else 404
+            known = request.path.endswith(":" + self.blob_sha256) and bool(self.blob_sha256)
+            return web.Response(status=200 if known else 404)
         digest = hashlib.sha256()
         size = 0
         async for data in request.content.iter_any():
@@ -193,6 +199,9 @@ class FakeOllama:
         for i, data in enumerate(tokens):
             if plan.hang_after is not None and i == plan.hang_after:
                 await asyncio.Event().wait()
+            if plan.drop_after is not None and i == plan.drop_after and request.transport:
+                request.transport.abort()
+                return response
             if plan.midstream_error_after is not None and i == plan.midstream_error_after:
                 await response.write((FIXTURES / "midstream-error.ndjson").read_bytes())
                 await response.write_eof()

@@ -14,15 +14,21 @@ from tests.llm.harness import Proxied
 CHAT = {"model": "llama3.2", "messages": [{"role": "user", "content": "secret prompt"}]}
 
 
-async def fetch(url: str, path: str, body: object, **headers: str) -> tuple[int, dict[str, str], bytes]:
-    async with aiohttp.ClientSession(auto_decompress=False) as client:
-        async with client.post(url + path, json=body, headers=headers) as resp:
-            return resp.status, dict(resp.headers), await resp.read()
+async def fetch(
+    url: str, path: str, body: object, **headers: str
+) -> tuple[int, dict[str, str], bytes]:
+    async with (
+        aiohttp.ClientSession(auto_decompress=False) as client,
+        client.post(url + path, json=body, headers=headers) as resp,
+    ):
+        return resp.status, dict(resp.headers), await resp.read()
 
 
 @pytest.mark.parametrize("path", ["/api/chat", "/api/generate"])
 @pytest.mark.parametrize("shape", ["plain", "split", "batched"])
-async def test_native_stream_is_byte_identical_and_metered(px: Proxied, path: str, shape: str) -> None:
+async def test_native_stream_is_byte_identical_and_metered(
+    px: Proxied, path: str, shape: str
+) -> None:
     px.fake.plan.split_lines = shape == "split"
     px.fake.plan.batch_lines = shape == "batched"
     body = {"model": "llama3.2", "prompt": "p"} if path == "/api/generate" else CHAT
@@ -34,12 +40,20 @@ async def test_native_stream_is_byte_identical_and_metered(px: Proxied, path: st
 
     s = await px.session()
     final = fixture("generate-final.json")
-    assert (s.model, s.endpoint, s.outcome, s.kind) == ("llama3.2", path, Outcome.COMPLETED, "generation")
+    assert (s.model, s.endpoint, s.outcome, s.kind) == (
+        "llama3.2",
+        path,
+        Outcome.COMPLETED,
+        "generation",
+    )
     assert s.streamed is True  # no "stream" field means streaming
     assert s.prompt_tokens == final["prompt_eval_count"]
     assert s.completion_tokens == final["eval_count"]
     assert s.tokens_per_second == final["eval_count"] / final["eval_duration"] * 1e9
-    assert s.prefill_tokens_per_second == final["prompt_eval_count"] / final["prompt_eval_duration"] * 1e9
+    assert (
+        s.prefill_tokens_per_second
+        == final["prompt_eval_count"] / final["prompt_eval_duration"] * 1e9
+    )
     assert s.load_duration_ms == final["load_duration"] / 1e6
     assert s.eval_duration_ms == final["eval_duration"] / 1e6
     assert s.done_reason == "stop"
@@ -51,8 +65,13 @@ async def test_native_stream_is_byte_identical_and_metered(px: Proxied, path: st
 
 
 async def test_prefill_rate_counts_only_uncached_prompt_tokens(px: Proxied) -> None:
-    px.fake.plan.final = {"prompt_eval_count": 100, "prompt_eval_cached_count": 60,
-                          "prompt_eval_duration": 20_000_000, "eval_count": 4, "eval_duration": 40_000_000}
+    px.fake.plan.final = {
+        "prompt_eval_count": 100,
+        "prompt_eval_cached_count": 60,
+        "prompt_eval_duration": 20_000_000,
+        "eval_count": 4,
+        "eval_duration": 40_000_000,
+    }
     await fetch(px.url, "/api/chat", CHAT)
     s = await px.session()
     assert s.prompt_cached_tokens == 60
@@ -95,8 +114,13 @@ async def test_not_streamed_when_stream_false(px: Proxied) -> None:
     assert s.ttft_ms is None
 
 
-@pytest.mark.parametrize(("status", "message"), [(400, "model is required"), (404, NOT_FOUND), (499, "canceled"), (503, BUSY)])
-async def test_error_status_body_and_headers_pass_through(px: Proxied, status: int, message: str) -> None:
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [(400, "model is required"), (404, NOT_FOUND), (499, "canceled"), (503, BUSY)],
+)
+async def test_error_status_body_and_headers_pass_through(
+    px: Proxied, status: int, message: str
+) -> None:
     px.fake.plan.status, px.fake.plan.error = status, message
     px.fake.plan.headers = {"X-Backend": "yes"}
     direct = await fetch(px.fake.url, "/api/chat", CHAT)
@@ -136,7 +160,12 @@ async def test_load_and_unload_replies_are_control_calls(px: Proxied) -> None:
         px.fake.plan.done_reason = reason
         await fetch(px.url, "/api/generate", {"model": "m", "keep_alive": 0})
         s = await px.session()
-        assert (s.kind, s.done_reason, s.ttft_ms, s.tokens_per_second) == (reason, reason, None, None)
+        assert (s.kind, s.done_reason, s.ttft_ms, s.tokens_per_second) == (
+            reason,
+            reason,
+            None,
+            None,
+        )
 
 
 async def test_embed_is_an_embedding(px: Proxied) -> None:
@@ -165,7 +194,10 @@ async def test_other_paths_and_methods_pass_through(px: Proxied) -> None:
         async with client.get(px.url + "/api/chat?x=1") as r:
             assert r.status == 404
     assert [(x.method, x.path) for x in px.fake.received] == [
-        ("GET", "/api/version"), ("DELETE", "/api/delete"), ("GET", "/api/chat?x=1")]
+        ("GET", "/api/version"),
+        ("DELETE", "/api/delete"),
+        ("GET", "/api/chat?x=1"),
+    ]
     assert px.sessions.empty()  # none of these is a generation
 
 
