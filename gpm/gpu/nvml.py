@@ -37,7 +37,7 @@ _UNSUPPORTED = frozenset(
     {
         nv.NVML_ERROR_FUNCTION_NOT_FOUND,
         nv.NVML_ERROR_NOT_SUPPORTED,
-        nv.NVML_ERROR_ARGUMENT_VERSION_MISMATCH,
+        getattr(nv, "NVML_ERROR_ARGUMENT_VERSION_MISMATCH", 25),
     }
 )
 
@@ -217,16 +217,28 @@ class _Device:
         return value
 
 
+def _binding(name: str) -> Any:
+    """A pynvml function, or one reporting FunctionNotFound where older bindings lack it."""
+    fn = getattr(nv, name, None)
+    if fn is not None:
+        return fn
+
+    def missing(*_args: Any) -> Any:
+        raise nv.NVMLError(nv.NVML_ERROR_FUNCTION_NOT_FOUND)
+
+    return missing
+
+
 _MEMORY = (
-    ("memory_v2", nv.nvmlDeviceGetMemoryInfo, (nv.nvmlMemory_v2,)),
+    ("memory_v2", nv.nvmlDeviceGetMemoryInfo, (getattr(nv, "nvmlMemory_v2", None),)),
     ("memory", nv.nvmlDeviceGetMemoryInfo, ()),
 )
 _TEMPERATURE = (
-    ("temperature_v", nv.nvmlDeviceGetTemperatureV, (nv.NVML_TEMPERATURE_GPU,)),
+    ("temperature_v", _binding("nvmlDeviceGetTemperatureV"), (nv.NVML_TEMPERATURE_GPU,)),
     ("temperature", nv.nvmlDeviceGetTemperature, (nv.NVML_TEMPERATURE_GPU,)),
 )
 _THROTTLE = (
-    ("throttle", nv.nvmlDeviceGetCurrentClocksEventReasons, ()),
+    ("throttle", _binding("nvmlDeviceGetCurrentClocksEventReasons"), ()),
     ("throttle_legacy", nv.nvmlDeviceGetCurrentClocksThrottleReasons, ()),
 )
 

@@ -524,6 +524,9 @@ UINT_GETTER(nvmlDeviceGetFanSpeed, V_FAN)
 #ifndef OMIT_nvmlDeviceGetCurrentClocksEventReasons
 ULL_GETTER(nvmlDeviceGetCurrentClocksEventReasons, V_THROTTLE)
 #endif
+#ifndef OMIT_nvmlDeviceGetCurrentClocksThrottleReasons
+ULL_GETTER(nvmlDeviceGetCurrentClocksThrottleReasons, V_THROTTLE) /* before driver 535 */
+#endif
 #ifndef OMIT_nvmlDeviceGetTotalEnergyConsumption
 ULL_GETTER(nvmlDeviceGetTotalEnergyConsumption, V_ENERGY_MJ)
 #endif

@@ -173,7 +173,12 @@ def test_missing_symbols_read_as_none_or_fall_back(
     fake_nvml_build: Callable[..., Path], fake_nvml_scenario: Scenario, open_source: OpenSource
 ) -> None:
     lib = fake_nvml_build(
-        omit=("nvmlDeviceGetFanSpeed", "nvmlDeviceGetMemoryInfo_v2", "nvmlDeviceGetTemperatureV")
+        omit=(
+            "nvmlDeviceGetFanSpeed",
+            "nvmlDeviceGetMemoryInfo_v2",
+            "nvmlDeviceGetTemperatureV",
+            "nvmlDeviceGetCurrentClocksEventReasons",
+        )
     )
     fake_nvml_scenario.set_gpu(
         0,
@@ -182,15 +187,17 @@ def test_missing_symbols_read_as_none_or_fall_back(
         memory_total=8 * GIB,
         memory_used=2 * GIB,
         memory_reserved=1 * GIB,
+        throttle_reasons=0x20,
     ).write()
     source = open_source(lib)
 
     first, second = source.poll(1.0).gpus[0], source.poll(2.0).gpus[0]
 
     assert first.fan_percent is None and second.fan_percent is None
-    # the v1 memory call and the legacy temperature call stand in for the missing ones
+    # the older memory, temperature and throttle calls stand in for the missing ones
     assert (second.memory_used_bytes, second.memory_free_bytes) == (3 * GIB, 5 * GIB)
     assert second.temperature_celsius == 61.0
+    assert second.throttle_reasons == ("sw_thermal_slowdown",)
     assert fake_nvml_call_count(lib, "nvmlDeviceGetMemoryInfo") == 2
 
 
