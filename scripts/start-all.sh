@@ -19,14 +19,19 @@ pid_file="$data_dir/gpm.pid"
 log_file="$data_dir/gpm.log"
 port="${GPM_API_PORT:-8010}"
 info_url="http://127.0.0.1:${port}/api/info"
+gpm_bin="${GPM_BIN:-}"
+start_timeout="${GPM_START_TIMEOUT:-30}"
+stop_timeout="${GPM_STOP_TIMEOUT:-20}"
+# gpm reads every GPM_* variable as a config key and rejects unknown ones: keep these to us.
+unset GPM_BIN GPM_START_TIMEOUT GPM_STOP_TIMEOUT
 
 say() { printf 'gpm: %s\n' "$*"; }
 die() { printf 'gpm: %s\n' "$*" >&2; exit 1; }
 
 find_gpm() {
-  if [ -n "${GPM_BIN:-}" ]; then
-    [ -x "$GPM_BIN" ] || die "GPM_BIN=$GPM_BIN is not an executable file"
-    printf '%s\n' "$GPM_BIN"
+  if [ -n "$gpm_bin" ]; then
+    [ -x "$gpm_bin" ] || die "GPM_BIN=$gpm_bin is not an executable file"
+    printf '%s\n' "$gpm_bin"
   elif [ -x "$root/.venv/bin/gpm" ]; then
     printf '%s\n' "$root/.venv/bin/gpm"
   elif command -v gpm >/dev/null 2>&1; then
@@ -83,7 +88,7 @@ start_background() {
   pid=$!
   printf '%s %s\n' "$pid" "$(start_time "$pid")" >"$pid_file.tmp"
   mv -f "$pid_file.tmp" "$pid_file"
-  deadline=$((SECONDS + ${GPM_START_TIMEOUT:-30}))
+  deadline=$((SECONDS + $start_timeout))
   while [ "$SECONDS" -lt "$deadline" ]; do
     if [ -z "$(start_time "$pid")" ]; then
       status=0
@@ -101,7 +106,7 @@ start_background() {
     sleep 0.2
   done
   echo "gpm: GPM (pid $pid) is still running but $info_url did not answer within" \
-    "${GPM_START_TIMEOUT:-30} s; see $log_file (stop it with scripts/stop-all.sh)" >&2
+    "$start_timeout s; see $log_file (stop it with scripts/stop-all.sh)" >&2
   exit 2
 }
 
@@ -114,12 +119,12 @@ stop() {
   pid="$(running_pid)"
   [ -n "$pid" ] || return 0
   kill -TERM "$pid" 2>/dev/null || true
-  deadline=$((SECONDS + ${GPM_STOP_TIMEOUT:-20}))
+  deadline=$((SECONDS + $stop_timeout))
   while [ -n "$(start_time "$pid")" ] && [ "$SECONDS" -lt "$deadline" ]; do
     sleep 0.1
   done
   if [ -n "$(start_time "$pid")" ]; then
-    echo "gpm: pid $pid did not exit within ${GPM_STOP_TIMEOUT:-20} s of SIGTERM; sending SIGKILL" >&2
+    echo "gpm: pid $pid did not exit within $stop_timeout s of SIGTERM; sending SIGKILL" >&2
     kill -KILL "$pid" 2>/dev/null || true
     deadline=$((SECONDS + 5))
     while [ -n "$(start_time "$pid")" ] && [ "$SECONDS" -lt "$deadline" ]; do

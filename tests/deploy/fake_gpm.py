@@ -13,6 +13,8 @@ import signal
 import sys
 import threading
 
+CONFIG_KEYS = {"GPM_CONFIG", "GPM_SERVICE_DATA_DIR", "GPM_API_PORT"}
+
 
 class Info(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
@@ -31,6 +33,11 @@ def main() -> int:
     mode = os.environ.get("FAKE_GPM_MODE", "serve")
     with open(os.environ["FAKE_GPM_CALLS"], "a") as fh:
         fh.write(json.dumps(sys.argv[1:]) + "\n")
+    # Like the real gpm, which reads every GPM_* variable as a config key.
+    unknown = sorted(k for k in os.environ if k.startswith("GPM_") and k not in CONFIG_KEYS)
+    if unknown:
+        print(f"fake gpm: configuration error: unknown setting {unknown[0]}", flush=True)
+        return 2
     if mode == "once":
         return 0
     if mode == "crash":
