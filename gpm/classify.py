@@ -180,17 +180,19 @@ def _wine_name(name: str, cmdline: Sequence[str]) -> str | None:
 
 
 def _wine(facts: ProcessFacts) -> Classification | None:
-    found = _wine_name(facts.name, facts.cmdline) or _wine_name(_base(facts.exe or ""), ())
-    if found:
-        return Classification(Workload.GAMING, f"cmdline: {found}")
+    wine_exe = _wine_name(_base(facts.exe or ""), ())
     argv0 = _base(facts.cmdline[0].replace("\\", "/")) if facts.cmdline else facts.name
     if argv0.lower().endswith(".exe") and (
-        (facts.environ or {}).get("WINEPREFIX")
+        wine_exe
+        or (facts.environ or {}).get("WINEPREFIX")
         or _lib(facts, _WINE_LIBS)
         or any(_wine_name(name, cmd) for name, cmd in facts.ancestors)
     ):
         return Classification(Workload.GAMING, f"cmdline: {argv0} under wine")
-    return None
+    found = _wine_name(facts.name, facts.cmdline)
+    if found:
+        return Classification(Workload.GAMING, f"cmdline: {found}")
+    return None if wine_exe is None else Classification(Workload.GAMING, f"exe: {wine_exe}")
 
 
 def _llm(facts: ProcessFacts) -> Classification | None:

@@ -58,6 +58,7 @@ class ProcessTracker:
         self._known: dict[int, _Known] = {}
         self._watch = ExitWatch(proc_root)
         self._sessions: dict[_Key, _Session] = {}
+        self._filled: dict[int, tuple[GpuProcess, GpuProcess]] = {}  # pid: (as given, filled)
         self._stale: dict[int, _Known] = {}  # exited this poll: reused if the pid is the same one
 
     def update(self, snapshot: Snapshot) -> tuple[Snapshot, list[ProcessEvent]]:
@@ -98,22 +99,33 @@ class ProcessTracker:
         events = [self._end(key, at) for key in list(self._sessions)]
         self._watch.close()
         self._known.clear()
+        self._filled.clear()
         return events
 
     def _fill(self, proc: GpuProcess) -> GpuProcess:
         """The process with name, user, start time and classification, or as it came if gone."""
         if proc.classification is not None:
             return proc  # the source knows better (the simulated one sets it)
+        last = self._filled.get(proc.pid)
+        if last is not None and last[0] == proc:
+            return last[1]  # steady state: same readings as last poll, same filled process
         known = self._known.get(proc.pid) or self._read(proc)
         if known is None:
             return proc  # exited between the GPU poll and now: skipped until seen again
-        return dataclasses.replace(
-            proc,
+        # Built directly, not with dataclasses.replace: this runs for every process on every
+        # poll and replace costs several times more. test_fill_keeps_every_source_field guards it.
+        filled = GpuProcess(
+            pid=proc.pid,
             name=proc.name or known.name,
+            gpu_memory_bytes=proc.gpu_memory_bytes,
+            sm_utilization_percent=proc.sm_utilization_percent,
+            kind=proc.kind,
             user=proc.user or known.user,
             started_at=known.started_at,
             classification=known.classification,
         )
+        self._filled[proc.pid] = (proc, filled)
+        return filled
 
     def _read(self, proc: GpuProcess) -> _Known | None:
         facts = read_facts(proc.pid, self._proc_root)
@@ -135,6 +147,7 @@ class ProcessTracker:
 
     def _forget(self, pid: int) -> _Known | None:
         self._watch.remove(pid)
+        self._filled.pop(pid, None)
         return self._known.pop(pid, None)
 
     def _alive(self, key: _Key) -> bool:

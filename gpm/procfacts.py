@@ -59,7 +59,7 @@ def _read_bytes(path: Path) -> bytes | None:
 def _read_stat(pid: int, proc_root: Path) -> _Stat | None:
     """Parse /proc/<pid>/stat; the name may hold spaces and ')', so split at the last ')'."""
     try:
-        fd = os.open(proc_root / str(pid) / "stat", os.O_RDONLY)
+        fd = os.open(f"{proc_root}/{pid}/stat", os.O_RDONLY)  # str join: called every poll
     except OSError:
         return None
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -236,3 +237,37 @@ def test_live_children_are_classified_and_their_exit_ends_the_session(
     ends = tracker.close(20.0)
     assert sorted(e.pid for e in ends) == sorted(c.pid for n, c in children.items() if n != "llm")
     assert all(e.duration_seconds == pytest.approx(10.0) for e in ends)
+
+
+def test_fill_keeps_every_source_field(llama_root: Path) -> None:
+    """_fill builds GpuProcess field by field: a new field must be carried over there too."""
+    assert [f.name for f in dataclasses.fields(GpuProcess)] == [
+        "pid",
+        "name",
+        "gpu_memory_bytes",
+        "sm_utilization_percent",
+        "kind",
+        "user",
+        "started_at",
+        "classification",
+    ]
+    given = GpuProcess(
+        pid=7001,
+        name="srv",
+        gpu_memory_bytes=5,
+        sm_utilization_percent=7.0,
+        kind="compute+graphics",
+        user="alice",
+    )
+    out, _ = ProcessTracker(llama_root).update(snap(1.0, gpu((given,))))
+    assert out.gpus[0].processes is not None
+    filled = out.gpus[0].processes[0]
+    assert dataclasses.replace(filled, started_at=None, classification=None) == given
+
+
+def test_changed_readings_are_filled_afresh(llama_root: Path) -> None:
+    tracker = ProcessTracker(llama_root)
+    tracker.update(snap(1.0, gpu((p(7001, 1 * MiB),))))
+    out, _ = tracker.update(snap(2.0, gpu((p(7001, 2 * MiB),))))
+    assert out.gpus[0].processes is not None
+    assert out.gpus[0].processes[0].gpu_memory_bytes == 2 * MiB
