@@ -227,17 +227,17 @@ def _format_status(snap: Snapshot) -> str:
     if not snap.gpus:
         lines.append(snap.message or "No GPUs.")
         return "\n".join(lines)
-    header = f"{'GPU':<4}{'NAME':<28}{'UTIL':>6}{'MEM GiB':>14}{'TEMP':>7}{'POWER':>14}{'FAN':>6}"
+    header = f"{'GPU':<4}{'NAME':<34}{'UTIL':>6}{'MEM GiB':>14}{'TEMP':>7}{'POWER':>14}{'FAN':>6}"
     lines.append(header)
     for g in snap.gpus:
         name = (g.name or "?") + (" (sim)" if g.simulated else "")
         if not g.up:
-            lines.append(f"{g.gpu_id:<4}{name[:27]:<28}DOWN: {g.error}")
+            lines.append(f"{g.gpu_id:<4}{name[:33]:<34}DOWN: {g.error}")
             continue
         mem = f"{_gib(g.memory_used_bytes)}/{_gib(g.memory_total_bytes)}"
         power = f"{_fmt(g.power_watts, 'W')}/{_fmt(g.power_limit_watts, 'W')}"
         lines.append(
-            f"{g.gpu_id:<4}{name[:27]:<28}{_fmt(g.utilization_percent, '%'):>6}{mem:>14}"
+            f"{g.gpu_id:<4}{name[:33]:<34}{_fmt(g.utilization_percent, '%'):>6}{mem:>14}"
             f"{_fmt(g.temperature_celsius, 'C'):>7}{power:>14}{_fmt(g.fan_percent, '%'):>6}"
         )
         if g.processes is None:

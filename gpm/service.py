@@ -207,7 +207,6 @@ class Service:
                 )
             else:
                 self._stoppers.append(proxy.stop)
-                log.info("LLM proxy on http://%s:%d -> %s", o.proxy_host, proxy.port, backend_url)
                 if self.demo:
                     from gpm.llm.demo import DemoTraffic
 

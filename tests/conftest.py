@@ -1,0 +1,158 @@
+"""Shared test helpers: free ports, deadline polling, and a real ``gpm`` process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for(
+    fn: Callable[[], T | None],
+    timeout: float = 15.0,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> T:
+    """Poll ``fn`` until it returns something truthy, or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = fn()
+            if value:
+                return value
+        except Exception as exc:  # keep polling; report the last failure
+            last_exc = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last error: {last_exc}")
+
+
+def get_json(url: str, timeout: float = 5.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
+@dataclass
+class GpmProcess:
+    """A ``gpm`` subprocess with its own data dir and free ports."""
+
+    data_dir: Path
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    ports: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.ports['api']}"
+
+    def start(self, *args: str) -> GpmProcess:
+        self.log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gpm", *args],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> dict[str, Any]:
+        def ready() -> dict[str, Any] | None:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gpm exited with {self.proc.returncode}:\n{self.output()}")
+            info = get_json(self.api + "/api/realtime")
+            return info if info.get("timestamp") else None
+
+        try:
+            return wait_for(ready, timeout=timeout, what="gpm to answer /api/realtime")
+        except AssertionError:
+            raise AssertionError(f"gpm not ready; output:\n{self.output()}") from None
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"gpm did not stop within {timeout}s:\n{self.output()}") from None
+
+    def run(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "gpm", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+
+def gpm_env(tmp_path: Path, **extra: str) -> tuple[dict[str, str], dict[str, int]]:
+    ports = {name: free_port() for name in ("api", "dashboard", "metrics", "proxy")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPM_")}
+    env.update(
+        {
+            "HOME": str(tmp_path / "home"),
+            "XDG_CONFIG_HOME": str(tmp_path / "home" / ".config"),
+            "GPM_SERVICE_DATA_DIR": str(tmp_path / "data"),
+            "GPM_SERVICE_POLL_INTERVAL_SECS": "0.5",
+            "GPM_API_PORT": str(ports["api"]),
+            "GPM_API_DASHBOARD_PORT": str(ports["dashboard"]),
+            "GPM_TELEMETRY_METRICS_PORT": str(ports["metrics"]),
+            "GPM_OLLAMA_PROXY_PORT": str(ports["proxy"]),
+            "GPM_TELEMETRY_ENABLE_OPENTELEMETRY": "false",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(extra)
+    return env, ports
+
+
+@pytest.fixture
+def gpm_process(tmp_path: Path) -> Iterator[Callable[..., GpmProcess]]:
+    """Factory: ``gpm_process(**env)`` -> a not yet started GpmProcess; stopped at teardown."""
+    made: list[GpmProcess] = []
+
+    def make(**extra: str) -> GpmProcess:
+        env, ports = gpm_env(tmp_path, **extra)
+        p = GpmProcess(
+            data_dir=tmp_path / "data",
+            env=env,
+            ports=ports,
+            log_path=tmp_path / f"gpm-{len(made)}.log",
+        )
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        if p.proc is not None and p.proc.poll() is None:
+            p.proc.kill()
+            p.proc.wait()
