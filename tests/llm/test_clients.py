@@ -27,7 +27,7 @@ async def test_ollama_chat_streaming(px: Proxied) -> None:
     final = fixture("generate-final.json")
     assert s.outcome is Outcome.COMPLETED and s.streamed
     assert s.tokens_per_second == final["eval_count"] / final["eval_duration"] * 1e9
-    assert s.ttft_ms is not None and 200 <= s.ttft_ms < 700
+    assert s.ttft_ms is not None and 200 <= s.ttft_ms < 1200
 
 
 async def test_ollama_generate_not_streaming(px: Proxied) -> None:
@@ -66,7 +66,7 @@ async def test_openai_streaming(px: Proxied, include_usage: bool) -> None:
     s = await px.session()
     assert (s.backend, s.endpoint, s.streamed) == ("openai", "/v1/chat/completions", True)
     assert s.outcome is Outcome.COMPLETED and s.done_reason == "stop"
-    assert s.ttft_ms is not None and 200 <= s.ttft_ms < 700
+    assert s.ttft_ms is not None and 200 <= s.ttft_ms < 1200
     if include_usage:
         assert (s.prompt_tokens, s.completion_tokens) == (12, 4)
         # 3 tokens after the first, over the stream's own span (>= 3 gaps of 20 ms)

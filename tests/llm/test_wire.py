@@ -101,7 +101,7 @@ async def test_ttft_follows_the_backend_first_token_delay(px: Proxied) -> None:
     px.fake.plan.first_token_delay = 0.3
     await fetch(px.url, "/api/chat", CHAT)
     s = await px.session()
-    assert s.ttft_ms is not None and 300 <= s.ttft_ms < 800
+    assert s.ttft_ms is not None and 300 <= s.ttft_ms < 1300
 
 
 async def test_not_streamed_when_stream_false(px: Proxied) -> None:
