@@ -130,14 +130,16 @@ class _GpuFamilies:
 
     def add(self, g: GpuSample) -> None:
         labels = _gpu_labels(g)
-        self.up.add_metric(labels, 1.0 if g.up else 0.0)
+        # One labels dict shared by this GPU's gauges: the encoder formats it once per scrape.
+        shared = dict(zip(_GPU_LABELS, labels, strict=True))
+        self.up.add_sample(self.up.name, shared, 1.0 if g.up else 0.0)
         self.info.add_metric(
             [str(g.gpu_id), g.uuid or "", g.name or "", "true" if g.simulated else "false"], 1.0
         )
         for family, attr in self.simple:
             value = getattr(g, attr)
             if value is not None:
-                family.add_metric(labels, float(value))
+                family.add_sample(family.name, shared, float(value))
         for clock, mhz in (
             ("graphics", g.clock_graphics_mhz),
             ("sm", g.clock_sm_mhz),
@@ -157,7 +159,9 @@ class _GpuFamilies:
                 *KNOWN_THROTTLE_REASONS,
                 *sorted(active.difference(KNOWN_THROTTLE_REASONS)),
             ):
-                self.throttle.add_metric([*labels, reason], 1.0 if reason in active else 0.0)
+                self.throttle.add_sample(
+                    self.throttle.name, {**shared, "reason": reason}, float(reason in active)
+                )
         if g.energy_joules is not None:
             self.energy.add_metric(labels, g.energy_joules)
         for kind, errors in (
@@ -288,10 +292,13 @@ class Tally(Collector):
 
 
 class _Child:
-    __slots__ = ("count", "counts", "sum", "text")
+    """One label set: bucket counts, and the start of each of its lines (name and labels)."""
 
-    def __init__(self, buckets: int) -> None:
-        self.counts = [0] * buckets
+    __slots__ = ("count", "counts", "heads", "sum", "text")
+
+    def __init__(self, heads: tuple[str, ...]) -> None:
+        self.heads = heads  # one per bucket, then _count and _sum
+        self.counts = [0] * (len(heads) - 2)
         self.sum = 0.0
         self.count = 0
         self.text: str | None = None
@@ -320,7 +327,7 @@ class LabelledHistogram(Collector):
         with self._lock:
             child = self._children.get(labels)
             if child is None:
-                child = self._children[labels] = _Child(len(self._le))
+                child = self._children[labels] = _Child(self._heads(labels))
             child.counts[bisect.bisect_left(self._bounds, value)] += 1
             child.sum += value
             child.count += 1
@@ -340,25 +347,27 @@ class LabelledHistogram(Collector):
     def text(self) -> str:
         parts = [f"# HELP {self.name} {_escape_help(self.doc)}\n# TYPE {self.name} histogram\n"]
         with self._lock:
-            for labels, child in sorted(self._children.items()):
+            for _, child in sorted(self._children.items()):
                 if child.text is None:
-                    child.text = self._child_text(labels, child)
+                    child.text = self._child_text(child)
                 parts.append(child.text)
         return "".join(parts)
 
-    def _child_text(self, labels: tuple[str, ...], child: _Child) -> str:
+    def _heads(self, labels: tuple[str, ...]) -> tuple[str, ...]:
         pairs = ",".join(
             f'{k}="{_escape_label(v)}"' for k, v in zip(self.labelnames, labels, strict=True)
         )
         name, lead = self.name, pairs + "," if pairs else ""
-        lines = [
-            f'{name}_bucket{{{lead}le="{le}"}} {n}\n'
-            for le, n in zip(self._le, self._cumulative(child), strict=True)
-        ]
         brace = f"{{{pairs}}}" if pairs else ""
-        lines.append(f"{name}_count{brace} {child.count}\n")
-        lines.append(f"{name}_sum{brace} {format_value(child.sum)}\n")
-        return "".join(lines)
+        return (
+            *(f'{name}_bucket{{{lead}le="{le}"}} ' for le in self._le),
+            f"{name}_count{brace} ",
+            f"{name}_sum{brace} ",
+        )
+
+    def _child_text(self, child: _Child) -> str:
+        values = (*map(str, self._cumulative(child)), str(child.count), format_value(child.sum))
+        return "".join([f"{head}{v}\n" for head, v in zip(child.heads, values, strict=True)])
 
 
 def format_value(v: float) -> str:
@@ -404,8 +413,14 @@ class LabelText:
         return text
 
 
-def encode_family(family: Metric, openmetrics: bool, label_text: LabelText) -> str:
-    """One family in the classic text format or OpenMetrics (``_created`` samples dropped)."""
+def encode_family(
+    family: Metric, openmetrics: bool, label_text: LabelText, seen: dict[int, str]
+) -> str:
+    """One family in the classic text format or OpenMetrics (``_created`` samples dropped).
+
+    ``seen`` maps ``id(labels)`` to its text for dicts shared between samples; it must live no
+    longer than the families of one scrape, while those dicts (and so their ids) are alive.
+    """
     name, kind = family.name, family.type
     if not openmetrics:
         if kind == "counter":
@@ -413,11 +428,13 @@ def encode_family(family: Metric, openmetrics: bool, label_text: LabelText) -> s
         elif kind == "unknown":
             kind = "untyped"
     lines = [f"# HELP {name} {_escape_help(family.documentation)}\n# TYPE {name} {kind}\n"]
-    lines.extend(
-        f"{s.name}{label_text(s.labels)} {format_value(s.value)}\n"
-        for s in family.samples
-        if not s.name.endswith("_created")
-    )
+    for s in family.samples:
+        if s.name.endswith("_created"):
+            continue
+        labels = seen.get(id(s.labels))
+        if labels is None:
+            labels = seen[id(s.labels)] = label_text(s.labels)
+        lines.append(f"{s.name}{labels} {format_value(s.value)}\n")
     return "".join(lines)
 
 
@@ -531,11 +548,9 @@ class MetricsExporter:
 
     def render(self, openmetrics: bool = False) -> bytes:
         """The whole exposition: classic text format, or OpenMetrics (ending in ``# EOF``)."""
-        parts = [
-            encode_family(family, openmetrics, self._label_text)
-            for collector in self._plain
-            for family in collector.collect()
-        ]
+        families = [family for collector in self._plain for family in collector.collect()]
+        seen: dict[int, str] = {}
+        parts = [encode_family(f, openmetrics, self._label_text, seen) for f in families]
         parts.extend(h.text() for h in self._histograms)
         if openmetrics:
             parts.append("# EOF\n")
