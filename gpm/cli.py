@@ -35,7 +35,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "--config",
         metavar="PATH",
@@ -300,7 +300,7 @@ def _cmd_sessions(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from gpm.storage.export import export, export_parquet_dir
+    from gpm.storage.export import TABLES, export, export_files
 
     loaded = _load(args)
     now = time.time()
@@ -314,43 +314,50 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print("gpm export: --to must be after --from", file=sys.stderr)
         return EXIT_USAGE
     queries = _open_queries(loaded)
-    if args.format == "parquet" and args.table == "all":
+    if args.table == "all" and args.format != "json":
         if not args.out:
-            print("gpm export: parquet with --table all needs --out DIR", file=sys.stderr)
+            print(
+                f"gpm export: {args.format} with --table all writes one file per table: "
+                "give --out DIR (or --table, or --format json)",
+                file=sys.stderr,
+            )
             return EXIT_USAGE
-        files = export_parquet_dir(queries, start=start, end=end, out_dir=Path(args.out))
-        for path, rows in files:
-            print(f"{path}: {rows} rows", file=sys.stderr)
+        written = export_files(
+            queries, tables=TABLES, start=start, end=end, fmt=args.format, out_dir=Path(args.out)
+        )
+        for path, rows in written.values():
+            print(f"wrote {rows} rows to {path}", file=sys.stderr)
         return EXIT_OK
     if args.out:
         with open(args.out, "wb") as fh:
             rows = export(queries, table=args.table, start=start, end=end, fmt=args.format, out=fh)
         print(f"wrote {rows} rows to {args.out}", file=sys.stderr)
-    else:
-        if args.format == "parquet" and sys.stdout.isatty():
-            print("gpm export: refusing to write Parquet to a terminal; use --out", file=sys.stderr)
-            return EXIT_USAGE
-        export(
-            queries, table=args.table, start=start, end=end, fmt=args.format, out=sys.stdout.buffer
-        )
-        sys.stdout.flush()
+        return EXIT_OK
+    if args.format == "parquet" and sys.stdout.isatty():
+        print("gpm export: refusing to write Parquet to a terminal; use --out", file=sys.stderr)
+        return EXIT_USAGE
+    export(queries, table=args.table, start=start, end=end, fmt=args.format, out=sys.stdout.buffer)
+    sys.stdout.flush()
     return EXIT_OK
 
 
 def _cmd_archive(args: argparse.Namespace) -> int:
-    from gpm.storage.archive import run_retention
+    from gpm.storage.archive import ArchiveError, run_retention
 
     loaded = _load(args)
     cfg = loaded.config
     if not cfg.database_path.exists():
         raise CliError(f"no database at {cfg.database_path}: nothing to archive")
-    report = run_retention(
-        cfg.database_path,
-        cfg.storage.archive_dir,
-        retention_days=cfg.storage.retention_days,
-        archive=cfg.storage.enable_parquet_archival,
-        now=time.time(),
-    )
+    try:
+        report = run_retention(
+            cfg.database_path,
+            cfg.storage.archive_dir,
+            retention_days=cfg.storage.retention_days,
+            archive=cfg.storage.enable_parquet_archival,
+            now=time.time(),
+        )
+    except ArchiveError as exc:
+        raise CliError(f"archival failed, nothing was deleted: {exc}") from None
     print(report.describe())
     return EXIT_OK
 
@@ -375,7 +382,7 @@ def _cmd_service(args: argparse.Namespace) -> int:
                 print(f"removed {p}")
         else:
             print(systemd.status())
-    except systemd.SystemdUnavailable as exc:
+    except systemd.SystemdError as exc:
         raise CliError(str(exc)) from None
     return EXIT_OK
 

@@ -53,7 +53,7 @@ class _ApiServer(uvicorn.Server):
 
 def bind_sockets(host: str, ports: list[int], what: str) -> list[socket.socket]:
     """Bind listening sockets up front so a busy port is a clear error, not a log line later."""
-    socks = []
+    socks: list[socket.socket] = []
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     for port in dict.fromkeys(ports):
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -112,12 +112,15 @@ class Service:
                 self.source.name,
                 cfg.service.poll_interval_secs,
             )
-            poller = asyncio.create_task(self._poll_loop(stop), name="poll")
-            archiver = asyncio.create_task(self._archive_loop(stop), name="archive")
+            loops = [
+                asyncio.create_task(self._poll_loop(stop), name="poll"),
+                asyncio.create_task(self._archive_loop(stop), name="archive"),
+                asyncio.create_task(self._watchdog_loop(stop), name="watchdog"),
+            ]
             await stop.wait()
-            for task in (poller, archiver):
+            for task in loops:
                 task.cancel()
-            await asyncio.gather(poller, archiver, return_exceptions=True)
+            await asyncio.gather(*loops, return_exceptions=True)
         finally:
             await self._shutdown()
 
@@ -312,6 +315,15 @@ class Service:
             self.notifier.send(alert)
         self.state.active_alerts = self.alerts.active
 
+    async def _watchdog_loop(self, stop: asyncio.Event) -> None:
+        """Check for a stalled poll apart from the poll loop, which cannot see its own stall."""
+        period = max(1.0, self.config.alerts.poll_stall_secs / 4)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=period)
+                return
+            self._handle_alerts(self.alerts.evaluate(None, self.state.health, self.clock()))
+
     async def _archive_loop(self, stop: asyncio.Event) -> None:
         from gpm.storage.archive import run_retention
 
@@ -330,7 +342,7 @@ class Service:
                     now=self.clock(),
                 )
                 log.info("retention: %s", report.describe())
-            except Exception as exc:
+            except Exception as exc:  # ArchiveError, a full disk, a locked database
                 self.state.health.errors["archive"] += 1
                 log.error("retention/archival failed, nothing deleted: %s", exc)
 

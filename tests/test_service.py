@@ -105,3 +105,56 @@ def test_bad_config_exits_2_naming_key_value_source(gpm_process: Callable[..., G
     assert result.returncode == 2
     assert "service.poll_interval_secs" in result.stderr
     assert "'soon'" in result.stderr and "GPM_SERVICE_POLL_INTERVAL_SECS" in result.stderr
+
+
+def test_history_commands_after_a_demo_run(gpm_process: Callable[..., GpmProcess]) -> None:
+    """Run the demo, stop it with Ctrl-C, then sessions, export and archive over its data."""
+    import csv
+    import json
+
+    import duckdb
+
+    gpm = gpm_process().start("run", "--demo")
+    gpm.wait_ready()
+    wait_for(
+        lambda: get_json(gpm.api + "/api/llm-sessions")["sessions"],
+        timeout=20,
+        what="a demo LLM session",
+    )
+    assert gpm.stop(signal.SIGINT) == 0
+    db = gpm.data_dir / "gpm.db"
+    samples = _count(db, "gpu_metrics")
+    assert samples >= 4
+
+    sessions = gpm.run("sessions", "--json")
+    assert sessions.returncode == 0, sessions.stderr
+    body = json.loads(sessions.stdout)
+    assert body["total"] >= 1 and body["sessions"][0]["model"]
+    table = gpm.run("sessions")
+    assert "MODEL" in table.stdout and body["sessions"][0]["model"] in table.stdout
+
+    out = gpm.data_dir.parent / "metrics.csv"
+    exported = gpm.run(
+        "export", "--from", "1h", "--format", "csv", "--table", "gpu_metrics", "--out", str(out)
+    )
+    assert exported.returncode == 0, exported.stderr
+    with out.open(newline="", encoding="utf-8-sig") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == samples
+    assert rows[0]["ts"].endswith("Z") and float(rows[0]["utilization_percent"]) >= 0
+    needs_dir = gpm.run("export", "--from", "1h", "--format", "csv")
+    assert needs_dir.returncode == 2 and "--out DIR" in needs_dir.stderr
+
+    gpm.env["GPM_STORAGE_RETENTION_DAYS"] = "0"
+    archived = gpm.run("archive")
+    assert archived.returncode == 0, archived.stderr
+    assert "gpu_metrics" in archived.stdout
+    assert _count(db, "gpu_metrics") == 0
+    files = sorted((gpm.data_dir / "archive" / "gpu_metrics").glob("*.parquet"))
+    assert files
+    glob = str(gpm.data_dir / "archive" / "gpu_metrics" / "*.parquet")
+    assert duckdb.sql(f"SELECT count(*) FROM '{glob}'").fetchall() == [(samples,)]
+    # history still reaches the archived rows
+    again = gpm.run("export", "--from", "1h", "--format", "json", "--table", "gpu_metrics")
+    assert again.returncode == 0, again.stderr
+    assert len(json.loads(again.stdout)["gpu_metrics"]) == samples

@@ -41,6 +41,19 @@ class RetentionReport:
     files: list[Path] = field(default_factory=list)
     summaries: int = 0
 
+    def describe(self) -> str:
+        """What moved, for ``gpm archive`` and the service log."""
+        cutoff = datetime.fromtimestamp(self.cutoff, UTC).isoformat(timespec="seconds")
+        if not any(self.deleted.values()):
+            return f"nothing older than {cutoff} to move"
+        parts = [
+            f"{table}: {self.archived.get(table, 0)} archived, {n} deleted"
+            for table, n in self.deleted.items()
+            if n or self.archived.get(table)
+        ]
+        where = f"; {len(self.files)} Parquet file(s) written" if self.files else ""
+        return f"rows older than {cutoff}: " + ", ".join(parts) + where
+
 
 def arrow_schema(table: Table) -> pa.Schema:
     """The Parquet schema of a history table: SQL types mapped, epoch columns as timestamps."""
