@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -45,7 +46,16 @@ MAX_RANGE_SECONDS = 366 * 86400.0
 MAX_HOURS = 8784.0
 DAY = 86400.0
 
-Hours = Annotated[float, Query(gt=0, le=MAX_HOURS, description="hours back from now (0, 8784]")]
+MIN_HOURS = 0.001  # 3.6 s: a shorter range has no room for a single poll
+Hours = Annotated[
+    float,
+    Query(
+        ge=MIN_HOURS,
+        le=MAX_HOURS,
+        allow_inf_nan=False,
+        description="hours back from now, 0.001 to 8784",
+    ),
+]
 GpuId = Annotated[int, Query(ge=0, le=1023, description="GPU index")]
 Date = Annotated[str | None, Query(description="RFC3339, e.g. 2026-11-27T10:00:00Z")]
 
@@ -63,8 +73,36 @@ class ApiContext:
     clock: Callable[[], float] = time.time
 
 
+_ERROR_TEXT = {
+    401: "missing or wrong bearer token (api.host is not loopback)",
+    404: "no GPU with that gpu_id; `detail` says so",
+    422: "a parameter is invalid; `detail` names it and says why",
+    503: "the history database cannot be read right now",
+}
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error answers a route gives, all in the ``Error`` shape."""
+    return {code: {"model": schemas.Error, "description": _ERROR_TEXT[code]} for code in codes}
+
+
+BAD_PARAM = _errors(422)
+BAD_PARAM_OR_GPU = _errors(404, 422)
+
+
 def _unprocessable(param: str, problem: str) -> HTTPException:
     return HTTPException(status_code=422, detail=f"{param}: {problem}")
+
+
+def describe_invalid(errors: Any) -> str:
+    """FastAPI's validation errors as one ``param: problem`` line per parameter."""
+    parts = []
+    for err in errors:
+        loc = [str(x) for x in err.get("loc", ()) if x not in ("query", "path", "header")]
+        got = repr(err.get("input"))
+        got = got if len(got) <= 40 else got[:37] + "..."
+        parts.append(f"{'.'.join(loc) or 'request'}: {err.get('msg', 'invalid')} (got {got})")
+    return "; ".join(parts)
 
 
 def _time_range(
@@ -104,9 +142,14 @@ def create_app(ctx: ApiContext) -> FastAPI:
         title="GPM",
         version=__version__,
         description="GPU and LLM monitor: live readings, history, LLM sessions and alerts.",
+        responses=_errors(503) | ({} if is_loopback(cfg.api.host) else _errors(401)),
     )
     app.state.ctx = ctx
     _add_security(app, cfg)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": describe_invalid(exc.errors())}, status_code=422)
 
     @app.exception_handler(sqlite3.Error)
     async def _db_error(_: Request, exc: sqlite3.Error) -> JSONResponse:
@@ -193,14 +236,21 @@ def create_app(ctx: ApiContext) -> FastAPI:
                 items.append({"gpu_id": g.gpu_id, **process_view(p, snap.timestamp)})  # type: ignore[union-attr]
         return {"timestamp": to_rfc3339(snap.timestamp) if snap else None, "processes": items}
 
-    @app.get("/api/historical", response_model=schemas.Historical, tags=["history"])
+    @app.get(
+        "/api/historical",
+        response_model=schemas.Historical,
+        tags=["history"],
+        responses=BAD_PARAM_OR_GPU,
+    )
     def historical(hours: Hours = 1.0, gpu_id: GpuId | None = None) -> Any:
         if gpu_id is not None:
             known_gpu(gpu_id)
         now = ctx.clock()
         return _iso_fields(ctx.queries.historical(now - hours * 3600, now, gpu_id=gpu_id))
 
-    @app.get("/api/chart", response_model=schemas.Chart, tags=["history"])
+    @app.get(
+        "/api/chart", response_model=schemas.Chart, tags=["history"], responses=BAD_PARAM_OR_GPU
+    )
     def chart(
         gpu_id: GpuId,
         hours: Hours = 1.0,
@@ -210,13 +260,20 @@ def create_app(ctx: ApiContext) -> FastAPI:
         now = ctx.clock()
         return _iso_fields(ctx.queries.chart(gpu_id, now - hours * 3600, now, points=points))
 
-    @app.get("/api/heatmap", response_model=schemas.Heatmap, tags=["history"])
+    @app.get(
+        "/api/heatmap", response_model=schemas.Heatmap, tags=["history"], responses=BAD_PARAM_OR_GPU
+    )
     def heatmap(gpu_id: GpuId, days: Annotated[int, Query(ge=1, le=366)] = 7) -> Any:
         known_gpu(gpu_id)
         now = ctx.clock()
         return ctx.queries.heatmap(gpu_id, now - days * DAY, now)
 
-    @app.get("/api/process-events", response_model=schemas.ProcessEvents, tags=["history"])
+    @app.get(
+        "/api/process-events",
+        response_model=schemas.ProcessEvents,
+        tags=["history"],
+        responses=BAD_PARAM_OR_GPU,
+    )
     def process_events(
         start_date: Date = None,
         end_date: Date = None,
@@ -224,10 +281,14 @@ def create_app(ctx: ApiContext) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=10000)] = 500,
     ) -> dict[str, Any]:
         start, end = _time_range(start_date, end_date, ctx.clock())
+        if gpu_id is not None:
+            known_gpu(gpu_id)
         events = ctx.queries.process_events(start, end, gpu_id=gpu_id, limit=limit)
         return {"events": [process_event_view(e) for e in events]}
 
-    @app.get("/api/llm-sessions", response_model=schemas.Sessions, tags=["llm"])
+    @app.get(
+        "/api/llm-sessions", response_model=schemas.Sessions, tags=["llm"], responses=BAD_PARAM
+    )
     def llm_sessions(
         start_date: Date = None,
         end_date: Date = None,
@@ -239,7 +300,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         total, sessions = ctx.queries.sessions(start, end, model=model, limit=limit, offset=offset)
         return {"total": total, "sessions": [session_view(s) for s in sessions]}
 
-    @app.get("/api/llm-stats", response_model=schemas.LlmStats, tags=["llm"])
+    @app.get("/api/llm-stats", response_model=schemas.LlmStats, tags=["llm"], responses=BAD_PARAM)
     def llm_stats(hours: Hours = 24.0) -> dict[str, Any]:
         now = ctx.clock()
         return {"hours": hours, **ctx.queries.llm_stats(now - hours * 3600, now)}
@@ -253,7 +314,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
             "models": [model_view(m) for m in st.models] if st else [],
         }
 
-    @app.get("/api/alerts", response_model=schemas.Alerts, tags=["alerts"])
+    @app.get("/api/alerts", response_model=schemas.Alerts, tags=["alerts"], responses=BAD_PARAM)
     def alerts(hours: Hours = 24.0) -> dict[str, Any]:
         now = ctx.clock()
         events = ctx.queries.alerts(now - hours * 3600, now)
@@ -269,9 +330,14 @@ def create_app(ctx: ApiContext) -> FastAPI:
             "events": [alert_view(a) for a in events],
         }
 
-    @app.get("/api/weekly-summaries", response_model=schemas.WeeklySummaries, tags=["history"])
+    @app.get(
+        "/api/weekly-summaries",
+        response_model=schemas.WeeklySummaries,
+        tags=["history"],
+        responses=BAD_PARAM,
+    )
     def weekly_summaries(weeks: Annotated[int, Query(ge=1, le=520)] = 4) -> dict[str, Any]:
-        rows = ctx.queries.weekly_summaries(weeks)
+        rows = ctx.queries.weekly_summaries(weeks, now=ctx.clock())
         gpus = [
             {k: getattr(r, k) for k in schemas.GpuWeek.model_fields}
             for r in rows
@@ -295,7 +361,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
                     "application/json": {},
                     "application/vnd.apache.parquet": {},
                 }
-            }
+            },
+            **BAD_PARAM,
         },
     )
     def export(

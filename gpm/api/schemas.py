@@ -18,6 +18,12 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Error(_Model):
+    """Every error answer: ``detail`` starts with the parameter at fault, e.g. ``hours: ...``."""
+
+    detail: str
+
+
 class GpuRef(_Model):
     gpu_id: int
     uuid: str | None

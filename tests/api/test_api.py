@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from gpm.api.app import ApiContext, create_app
 from gpm.api.stream import Broadcaster
@@ -30,7 +29,7 @@ from gpm.state import LiveState
 from gpm.storage.queries import Queries
 from gpm.storage.writer import Writer
 from gpm.timefmt import to_rfc3339
-from tests.conftest import free_port, wait_for
+from tests.api.support import serve
 
 NOW = 1_800_000_000.0  # fixed clock: 2027-01-15T08:00:00Z
 HOUR = 3600.0
@@ -132,26 +131,13 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, LiveState]:
     return path, build_db(path)
 
 
-def serve(app: object) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )  # type: ignore[arg-type]
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, timeout=10, what="uvicorn to start")
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-
-
-def make_context(db: tuple[Path, LiveState], **api: object) -> ApiContext:
+def make_context(db: tuple[Path, LiveState], **api: Any) -> ApiContext:
     path, state = db
     cfg = Config(
         service=ServiceConfig(data_dir=path.parent),
         storage=StorageConfig(archive_dir=path.parent / "archive"),
         api=ApiConfig(**api),
-    )  # type: ignore[arg-type]
+    )
     return ApiContext(
         config=cfg,
         queries=Queries(path, path.parent / "archive"),
