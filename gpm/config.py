@@ -76,6 +76,7 @@ class TelemetryConfig:
     enable_prometheus: bool = True
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9090
+    prometheus_legacy_names: bool = True  # also gpm_llm_time_to_first_token_ms
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import signal
 import socket
@@ -129,8 +130,8 @@ class Service:
         await self._start_alerts()
         if cfg.telemetry.enable_prometheus:
             self._start_part("Prometheus /metrics", self._start_prometheus)
-        if cfg.telemetry.enable_opentelemetry:
-            self._start_part("OpenTelemetry export", self._start_otlp)
+        if cfg.telemetry.enable_opentelemetry:  # the SDK import is slow: off the loop
+            await asyncio.to_thread(self._start_part, "OpenTelemetry export", self._start_otlp)
         if cfg.ollama.enabled:
             await self._start_llm()
         if cfg.api.enabled:
@@ -154,7 +155,12 @@ class Service:
         from gpm.telemetry.prometheus import MetricsExporter
 
         t = self.config.telemetry
-        exporter = MetricsExporter(self.state, host=t.metrics_host, port=t.metrics_port)
+        exporter = MetricsExporter(
+            self.state,
+            host=t.metrics_host,
+            port=t.metrics_port,
+            legacy_names=t.prometheus_legacy_names,
+        )
         exporter.start()
         self._stoppers.append(exporter.stop)
         self._session_sinks.append(exporter.observe_session)
@@ -246,9 +252,10 @@ class Service:
         now = self.clock()
         for stop in reversed(self._stoppers):
             try:
-                result = stop()
-                if asyncio.iscoroutine(result):
-                    await asyncio.wait_for(result, SHUTDOWN_TIMEOUT)
+                if inspect.iscoroutinefunction(stop):
+                    await asyncio.wait_for(stop(), SHUTDOWN_TIMEOUT)
+                else:  # e.g. the OTLP exporter's final flush may wait on the network
+                    await asyncio.to_thread(stop)
             except Exception as exc:
                 log.warning("error while stopping: %s", exc)
         if self._tasks:

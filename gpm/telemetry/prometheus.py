@@ -472,6 +472,7 @@ class MetricsExporter:
         host: str = "127.0.0.1",
         port: int = 9090,
         model_label_limit: int = 50,
+        legacy_names: bool = True,
     ) -> None:
         self.host = host
         self.port = port
@@ -503,7 +504,25 @@ class MetricsExporter:
             ("model", "type"),
             TOKENS_BUCKETS,
         )
-        self._histograms = (self._tps, self._ttft, self._duration, self._tokens)
+        self._histograms: tuple[LabelledHistogram, ...] = (
+            self._tps,
+            self._ttft,
+            self._duration,
+            self._tokens,
+        )
+        # The original exporter's name, kept so dashboards built on it keep working. promtool's
+        # lint rejects the abbreviated unit, so it can be switched off
+        # (telemetry.prometheus_legacy_names = false); _seconds carries the same data.
+        self._ttft_ms: LabelledHistogram | None = None
+        if legacy_names:
+            self._ttft_ms = LabelledHistogram(
+                "gpm_llm_time_to_first_token_ms",
+                "Time to first token in milliseconds (the original name; prefer "
+                "gpm_llm_time_to_first_token_seconds).",
+                ("model",),
+                tuple(b * 1000 for b in TTFT_SECONDS_BUCKETS),
+            )
+            self._histograms += (self._ttft_ms,)
         self._session_count = Tally(
             "gpm_llm_session_count",
             "LLM proxy sessions finished, by model (gpm_llm_sessions_total summed over outcome).",
@@ -539,6 +558,8 @@ class MetricsExporter:
             self._tps.observe((model,), s.tokens_per_second)
         if s.ttft_ms is not None:
             self._ttft.observe((model,), s.ttft_ms / 1000.0)
+            if self._ttft_ms is not None:
+                self._ttft_ms.observe((model,), s.ttft_ms)
         if s.duration_ms is not None:
             self._duration.observe((model,), s.duration_ms / 1000.0)
         if s.prompt_tokens is not None:

@@ -182,16 +182,42 @@ def test_concurrent_sessions_are_all_counted() -> None:
 @pytest.mark.skipif(
     shutil.which("promtool") is None, reason="promtool not installed (apt-get install prometheus)"
 )
-def test_promtool_accepts_the_exposition(exporter: MetricsExporter) -> None:
+def test_promtool_accepts_the_exposition() -> None:
+    exp = MetricsExporter(live_state(), legacy_names=False)
+    exp.observe_session(session("qwen2:0.5b", ttft_ms=130.0, tokens_per_second=62.0))
+    exp.observe_session(session("llama3:8b", outcome=Outcome.ERROR))
+    assert b"gpm_llm_time_to_first_token_ms" not in exp.render()
     result = subprocess.run(
         ["promtool", "check", "metrics"],
-        input=exporter.render(),
+        input=exp.render(),
         capture_output=True,
         timeout=30,
         check=False,
     )
     assert result.returncode == 0, (result.stdout + result.stderr).decode()
     assert result.stdout + result.stderr == b""
+
+
+@pytest.mark.skipif(
+    shutil.which("promtool") is None, reason="promtool not installed (apt-get install prometheus)"
+)
+def test_legacy_ttft_ms_name_is_the_only_lint(exporter: MetricsExporter) -> None:
+    """The original gpm_llm_time_to_first_token_ms stays by default, in milliseconds."""
+    text = exporter.render().decode()
+    s = series(text)
+    model = "qwen2:0.5b"
+    assert value(s, "gpm_llm_time_to_first_token_ms_count", model=model) == 1
+    assert value(s, "gpm_llm_time_to_first_token_seconds_count", model=model) == 1
+    assert value(s, "gpm_llm_time_to_first_token_ms_sum", model=model) == 130.0
+    assert value(s, "gpm_llm_time_to_first_token_ms_bucket", model=model, le="250.0") == 1
+    assert value(s, "gpm_llm_time_to_first_token_ms_bucket", model=model, le="100.0") == 0
+    result = subprocess.run(
+        ["promtool", "check", "metrics"], input=text.encode(), capture_output=True, timeout=30
+    )
+    complaints = (result.stdout + result.stderr).decode().strip().splitlines()
+    assert complaints == [
+        "gpm_llm_time_to_first_token_ms metric names should not contain abbreviated units"
+    ]
 
 
 @pytest.fixture
