@@ -4,6 +4,11 @@ A process is read from /proc once, when first seen (keyed by pid and start time)
 only ask the exit watch which known processes have exited, so a reused pid is read afresh.
 ``update`` reads /proc on first sight, so call it from the same worker thread as the GPU poll,
 never on the event loop. One caller at a time.
+
+``update`` runs on every poll for every GPU process, so its steady state is kept lean: each
+session remembers the last process the source gave and the filled one made from it, and state
+that must be swept (sessions not seen, pids no longer listed) is marked with the poll number
+instead of being collected into fresh sets on every poll.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from gpm.model import Classification, GpuProcess, GpuSample, ProcessEvent, Snaps
 from gpm.procfacts import PROC, ExitWatch, read_facts
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Known:
     """What /proc said about a pid when first read; valid until the exit watch says otherwise."""
 
@@ -28,16 +33,21 @@ class _Known:
     user: str | None
     started_at: float | None
     classification: Classification
+    listed: int = 0  # the last poll that listed this pid on a GPU
 
 
 @dataclass(slots=True)
 class _Session:
-    """One process's stay on one GPU."""
+    """One process's stay on one GPU, with the last process the source gave and its filled form."""
 
     gpu_uuid: str | None
-    process: GpuProcess  # filled, as first seen
+    process: GpuProcess  # filled, as first seen: what its events say
     first_seen: float
     peak_memory: int | None
+    seen: int  # the last poll that listed it
+    given: GpuProcess  # as the source last gave it
+    filled: GpuProcess  # ``given`` with its facts and workload
+    known: _Known | None  # what ``filled`` was made from; None when the source classified it
 
 
 _Key = tuple[int, int, float | None]  # gpu_id, pid, process start time
@@ -58,7 +68,7 @@ class ProcessTracker:
         self._known: dict[int, _Known] = {}
         self._watch = ExitWatch(proc_root)
         self._sessions: dict[_Key, _Session] = {}
-        self._filled: dict[int, tuple[GpuProcess, GpuProcess]] = {}  # pid: (as given, filled)
+        self._poll = 0
         self._stale: dict[int, _Known] = {}  # exited this poll: reused if the pid is the same one
 
     def update(self, snapshot: Snapshot) -> tuple[Snapshot, list[ProcessEvent]]:
@@ -67,30 +77,29 @@ class ProcessTracker:
         A GPU that is down, missing, or whose process list is unknown (None) keeps its sessions
         open, unless the process itself has exited.
         """
+        self._poll += 1
         now = snapshot.timestamp
         exited = self._watch.exited()
         self._stale = {pid: known for pid in exited if (known := self._forget(pid))}
         events: list[ProcessEvent] = []
-        seen: set[_Key] = set()
-        listed: set[int] = set()
-        unknown = {key[0] for key in self._sessions}
+        readable: set[int] = set()
         gpus = []
+        listed = 0  # distinct known pids listed this poll
         for gpu in snapshot.gpus:
             if not gpu.up or gpu.processes is None:
                 gpus.append(gpu)
                 continue
-            unknown.discard(gpu.gpu_id)
-            filled = tuple(self._fill(p) for p in gpu.processes)
-            gpus.append(dataclasses.replace(gpu, processes=filled))
-            for proc in filled:
-                listed.add(proc.pid)
-                if proc.classification is not None:
-                    seen.add(self._track(gpu, proc, now, events))
-        for key in [k for k in self._sessions if k not in seen]:
-            if key[0] not in unknown or (key[1] in exited and not self._alive(key)):
+            readable.add(gpu.gpu_id)
+            filled, newly_listed = self._fill_gpu(gpu, now, events)
+            listed += newly_listed
+            gpus.append(gpu if filled is None else dataclasses.replace(gpu, processes=filled))
+        for key, session in list(self._sessions.items()):
+            if session.seen != self._poll and (
+                key[0] in readable or (key[1] in exited and not self._alive(key))
+            ):
                 events.append(self._end(key, now))
-        for pid in set(self._known) - listed - {key[1] for key in self._sessions}:
-            self._forget(pid)
+        if listed < len(self._known):
+            self._sweep()
         return dataclasses.replace(snapshot, gpus=tuple(gpus)), events
 
     def close(self, now: float | None = None) -> list[ProcessEvent]:
@@ -99,33 +108,71 @@ class ProcessTracker:
         events = [self._end(key, at) for key in list(self._sessions)]
         self._watch.close()
         self._known.clear()
-        self._filled.clear()
         return events
 
-    def _fill(self, proc: GpuProcess) -> GpuProcess:
-        """The process with name, user, start time and classification, or as it came if gone."""
-        if proc.classification is not None:
-            return proc  # the source knows better (the simulated one sets it)
-        last = self._filled.get(proc.pid)
-        if last is not None and last[0] == proc:
-            return last[1]  # steady state: same readings as last poll, same filled process
-        known = self._known.get(proc.pid) or self._read(proc)
-        if known is None:
-            return proc  # exited between the GPU poll and now: skipped until seen again
-        # Built directly, not with dataclasses.replace: this runs for every process on every
-        # poll and replace costs several times more. test_fill_keeps_every_source_field guards it.
-        filled = GpuProcess(
-            pid=proc.pid,
-            name=proc.name or known.name,
-            gpu_memory_bytes=proc.gpu_memory_bytes,
-            sm_utilization_percent=proc.sm_utilization_percent,
-            kind=proc.kind,
-            user=proc.user or known.user,
-            started_at=known.started_at,
-            classification=known.classification,
+    def _fill_gpu(
+        self, gpu: GpuSample, now: float, events: list[ProcessEvent]
+    ) -> tuple[tuple[GpuProcess, ...] | None, int]:
+        """This GPU's processes filled in (None if none changed) and how many pids were newly
+        counted as listed this poll.
+
+        A process that exited between the GPU poll and now is left as it came, unclassified and
+        without a session, until it is seen again. The loop is the hot path: locals, no calls
+        but for processes that are new or whose readings changed.
+        """
+        poll, sessions, known_pids = self._poll, self._sessions, self._known
+        gpu_id, out, listed, changed = gpu.gpu_id, [], 0, False
+        for proc in gpu.processes or ():
+            known = None
+            if proc.classification is None:
+                known = known_pids.get(proc.pid) or self._read(proc)
+                if known is None:
+                    out.append(proc)
+                    continue
+                if known.listed != poll:
+                    known.listed = poll
+                    listed += 1
+                key = (gpu_id, proc.pid, known.started_at)
+            else:
+                key = (gpu_id, proc.pid, proc.started_at)  # the source knows (simulated GPUs)
+            session = sessions.get(key)
+            if session is None:
+                session = self._start(key, gpu, proc, known, now, events)
+            else:
+                session.seen = poll
+                memory = proc.gpu_memory_bytes
+                if memory is not None and (session.peak_memory or 0) <= memory:
+                    session.peak_memory = memory
+                last = session.given
+                if known is not None and not (
+                    session.known is known
+                    and last.gpu_memory_bytes == memory
+                    and last.sm_utilization_percent == proc.sm_utilization_percent
+                    and last.name == proc.name
+                    and last.user == proc.user
+                    and last.kind == proc.kind
+                ):
+                    session.given, session.filled, session.known = proc, _filled(proc, known), known
+            out.append(session.filled)
+            changed = changed or session.filled is not proc
+        return (tuple(out) if changed else None), listed
+
+    def _start(
+        self,
+        key: _Key,
+        gpu: GpuSample,
+        proc: GpuProcess,
+        known: _Known | None,
+        now: float,
+        events: list[ProcessEvent],
+    ) -> _Session:
+        filled = proc if known is None else _filled(proc, known)
+        session = _Session(
+            gpu.uuid, filled, now, proc.gpu_memory_bytes, self._poll, proc, filled, known
         )
-        self._filled[proc.pid] = (proc, filled)
-        return filled
+        self._sessions[key] = session
+        events.append(_event("start", now, key[0], session))
+        return session
 
     def _read(self, proc: GpuProcess) -> _Known | None:
         facts = read_facts(proc.pid, self._proc_root)
@@ -147,29 +194,41 @@ class ProcessTracker:
 
     def _forget(self, pid: int) -> _Known | None:
         self._watch.remove(pid)
-        self._filled.pop(pid, None)
         return self._known.pop(pid, None)
+
+    def _sweep(self) -> None:
+        """Forget pids no GPU listed this poll, unless a session (on an unreadable GPU) holds it."""
+        held = {key[1] for key in self._sessions}
+        for pid in [p for p, k in self._known.items() if k.listed != self._poll]:
+            if pid not in held:
+                self._forget(pid)
 
     def _alive(self, key: _Key) -> bool:
         known = self._known.get(key[1])
         return known is not None and known.started_at == key[2]
 
-    def _track(
-        self, gpu: GpuSample, proc: GpuProcess, now: float, events: list[ProcessEvent]
-    ) -> _Key:
-        key = (gpu.gpu_id, proc.pid, proc.started_at)
-        session = self._sessions.get(key)
-        if session is None:
-            session = _Session(gpu.uuid, proc, now, proc.gpu_memory_bytes)
-            self._sessions[key] = session
-            events.append(_event("start", now, key[0], session))
-        elif proc.gpu_memory_bytes is not None:
-            session.peak_memory = max(session.peak_memory or 0, proc.gpu_memory_bytes)
-        return key
-
     def _end(self, key: _Key, now: float) -> ProcessEvent:
         session = self._sessions.pop(key)
         return _event("end", now, key[0], session, duration=max(0.0, now - session.first_seen))
+
+
+def _filled(proc: GpuProcess, known: _Known) -> GpuProcess:
+    """``proc`` with its name, user, start time and workload from /proc.
+
+    Built positionally, not with dataclasses.replace or keywords: this runs for every process
+    whose readings changed, on every poll, and those cost several times more.
+    test_fill_keeps_every_source_field guards the field order.
+    """
+    return GpuProcess(
+        proc.pid,
+        proc.name or known.name,
+        proc.gpu_memory_bytes,
+        proc.sm_utilization_percent,
+        proc.kind,
+        proc.user or known.user,
+        known.started_at,
+        known.classification,
+    )
 
 
 def _event(
