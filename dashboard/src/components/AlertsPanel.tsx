@@ -1,3 +1,4 @@
+import { memo } from "react";
 import type { Alert, Alerts } from "../api";
 import { formatTime } from "../format";
 import { usePeriodic } from "../hooks";
@@ -18,7 +19,7 @@ function AlertItem({ alert }: { alert: Alert }) {
   );
 }
 
-export function AlertsPanel() {
+export const AlertsPanel = memo(function AlertsPanel() {
   const { data } = usePeriodic<Alerts>("/api/alerts?hours=24", REFRESH_MS);
   const active = data?.active ?? [];
   const events = (data?.events ?? []).slice(0, EVENTS_SHOWN);
@@ -39,4 +40,4 @@ export function AlertsPanel() {
       </ul>
     </section>
   );
-}
+});

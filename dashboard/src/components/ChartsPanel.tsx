@@ -1,4 +1,4 @@
-import { useMemo } from "react";
+import { memo, useMemo } from "react";
 import type { ChartData, ChartMetric } from "../api";
 import { formatNumber, formatTrend } from "../format";
 import { usePeriodic } from "../hooks";
@@ -50,7 +50,7 @@ export function RangeButtons({ hours, onChange }: { hours: number; onChange: (ho
 }
 
 /** The four history charts of one GPU over the chosen range. */
-export function ChartsPanel({ gpuId, hours }: { gpuId: number; hours: number }) {
+export const ChartsPanel = memo(function ChartsPanel({ gpuId, hours }: { gpuId: number; hours: number }) {
   const url = chartUrl(gpuId, hours);
   const { data, url: loadedUrl, error } = usePeriodic<ChartData>(url, REFRESH_MS);
   const points = useMemo(() => data?.points ?? [], [data]);
@@ -77,7 +77,16 @@ export function ChartsPanel({ gpuId, hours }: { gpuId: number; hours: number }) 
                   {formatTrend(stats?.trend_percent)}
                 </span>
               </header>
-              <MetricChart metric={m.metric} label={m.label} unit={m.unit} color={m.color} points={points} hours={hours} />
+              <MetricChart
+                metric={m.metric}
+                label={m.label}
+                unit={m.unit}
+                color={m.color}
+                points={points}
+                hours={hours}
+                start={data?.start ?? null}
+                end={data?.end ?? null}
+              />
               <dl className="min-avg-max">
                 <dt>Min</dt>
                 <dd>{formatNumber(stats?.min, m.digits, m.unit)}</dd>
@@ -92,4 +101,4 @@ export function ChartsPanel({ gpuId, hours }: { gpuId: number; hours: number }) 
       </div>
     </section>
   );
-}
+});

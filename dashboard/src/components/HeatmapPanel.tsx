@@ -1,3 +1,4 @@
+import { memo } from "react";
 import type { Heatmap } from "../api";
 import { formatNumber } from "../format";
 import { usePeriodic } from "../hooks";
@@ -6,7 +7,7 @@ const REFRESH_MS = 60_000;
 const HOURS = Array.from({ length: 24 }, (_, h) => h);
 
 /** Average utilization by hour of day (UTC) for each day of the last week. */
-export function HeatmapPanel({ gpuId }: { gpuId: number }) {
+export const HeatmapPanel = memo(function HeatmapPanel({ gpuId }: { gpuId: number }) {
   const { data } = usePeriodic<Heatmap>(`/api/heatmap?gpu_id=${gpuId}&days=7`, REFRESH_MS);
   const byCell = new Map<string, number | null>();
   for (const cell of data?.cells ?? []) byCell.set(`${cell.day}/${cell.hour}`, cell.utilization_percent);
@@ -44,4 +45,4 @@ export function HeatmapPanel({ gpuId }: { gpuId: number }) {
       </div>
     </section>
   );
-}
+});

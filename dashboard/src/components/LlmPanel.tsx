@@ -1,4 +1,5 @@
-import type { LlmSessions, LlmStats, Models } from "../api";
+import { memo } from "react";
+import type { LlmSessions, LlmStats, Models, ModelStats } from "../api";
 import { formatBytes, formatMs, formatNumber, formatTime, NA } from "../format";
 import { usePeriodic } from "../hooks";
 import { MiniHistogram } from "./MiniHistogram";
@@ -8,6 +9,7 @@ import { SessionsTable } from "./SessionsTable";
 const SESSIONS_REFRESH_MS = 5_000;
 const STATS_REFRESH_MS = 10_000;
 const SESSIONS_SHOWN = 50;
+const NO_MODELS: ModelStats[] = [];
 
 export function StatCards({ stats }: { stats: LlmStats | null }) {
   const t = stats?.totals;
@@ -49,11 +51,11 @@ function LoadedModels({ data }: { data: Models | null }) {
 }
 
 /** LLM traffic seen by the proxy over the last 24 hours. */
-export function LlmPanel() {
+export const LlmPanel = memo(function LlmPanel() {
   const stats = usePeriodic<LlmStats>("/api/llm-stats?hours=24", STATS_REFRESH_MS).data;
   const sessions = usePeriodic<LlmSessions>(`/api/llm-sessions?limit=${SESSIONS_SHOWN}`, SESSIONS_REFRESH_MS).data;
   const models = usePeriodic<Models>("/api/models", SESSIONS_REFRESH_MS).data;
-  const perModel = stats?.models ?? [];
+  const perModel = stats?.models ?? NO_MODELS;
   return (
     <section className="panel llm" data-testid="llm">
       <h2>LLM sessions (24 h)</h2>
@@ -83,4 +85,4 @@ export function LlmPanel() {
       <SessionsTable data={sessions} />
     </section>
   );
-}
+});

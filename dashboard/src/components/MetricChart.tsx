@@ -1,3 +1,4 @@
+import { useMemo } from "react";
 import type { ChartMetric, ChartPoint } from "../api";
 import { Chart, GRID_COLOR, TICK_COLOR, useChart } from "../charts";
 import { formatNumber } from "../format";
@@ -13,6 +14,16 @@ export interface MetricChartProps {
   points: ChartPoint[];
   /** Range in hours; ticks show dates from a day up. */
   hours: number;
+  /** The window the API answered for (RFC3339); the x axis always spans all of it. */
+  start: string | null;
+  end: string | null;
+}
+
+interface Shown {
+  points: ChartPoint[];
+  hours: number;
+  start: string | null;
+  end: string | null;
 }
 
 function series(points: ChartPoint[], metric: ChartMetric, key: "min" | "avg" | "max"): XY[] {
@@ -26,8 +37,8 @@ function tickLabel(ms: number, hours: number): string {
 }
 
 /** Min/max band with the average line over it; the tooltip gives exact time and values. */
-export function MetricChart({ metric, label, unit, color, points, hours }: MetricChartProps) {
-  const canvas = useChart<LineChart, { points: ChartPoint[]; hours: number }>(
+export function MetricChart({ metric, label, unit, color, points, hours, start, end }: MetricChartProps) {
+  const canvas = useChart<LineChart, Shown>(
     (element) =>
       new Chart<"line", XY[]>(element, {
         type: "line",
@@ -79,11 +90,19 @@ export function MetricChart({ metric, label, unit, color, points, hours }: Metri
       const [max, min, avg] = chart.data.datasets;
       if (max) max.data = series(data.points, metric, "max");
       if (min) min.data = series(data.points, metric, "min");
-      if (avg) avg.data = series(data.points, metric, "avg");
+      if (avg) {
+        avg.data = series(data.points, metric, "avg");
+        // A lone bucket draws no line; show it as a dot until there are two.
+        avg.pointRadius = data.points.length < 2 ? 3 : 0;
+      }
       const x = chart.options.scales?.x;
-      if (x?.ticks) x.ticks.callback = (value) => tickLabel(Number(value), data.hours);
+      if (x) {
+        x.min = data.start ? Date.parse(data.start) : undefined;
+        x.max = data.end ? Date.parse(data.end) : undefined;
+        if (x.ticks) x.ticks.callback = (value) => tickLabel(Number(value), data.hours);
+      }
     },
-    { points, hours },
+    useMemo(() => ({ points, hours, start, end }), [points, hours, start, end]),
   );
   return (
     <div className="chart-box">

@@ -1,3 +1,4 @@
+import { memo } from "react";
 import type { ProcessEvent } from "../api";
 import { formatDuration, formatTime, NA } from "../format";
 import { usePeriodic } from "../hooks";
@@ -7,7 +8,7 @@ const REFRESH_MS = 10_000;
 const EVENTS_SHOWN = 30;
 
 /** Recent process starts and ends, newest first. */
-export function ProcessTimeline() {
+export const ProcessTimeline = memo(function ProcessTimeline() {
   const { data } = usePeriodic<{ events: ProcessEvent[] }>(`/api/process-events?limit=${EVENTS_SHOWN}`, REFRESH_MS);
   const events = data?.events ?? [];
   return (
@@ -32,4 +33,4 @@ export function ProcessTimeline() {
       )}
     </section>
   );
-}
+});
