@@ -36,6 +36,7 @@ from gpm.storage.writer import Writer
 from tests.conftest import free_port, wait_for
 
 DAY = 86400.0
+NOW = 1_800_000_000.0  # the fixed clock of the filled database: 2027-01-15T08:00:00Z
 MODELS = ("qwen2:0.5b", "llama3.2:3b", "mistral:7b")
 OUTCOMES = (Outcome.COMPLETED,) * 7 + (Outcome.CANCELLED, Outcome.ERROR, Outcome.REJECTED)
 

@@ -10,16 +10,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from gpm.api.app import create_app
-from tests.api.support import fill, serve, server_context
-
-NOW = 1_800_000_000.0
 CHECKS = (
     "not_a_server_error",
     "status_code_conformance",
@@ -28,21 +23,14 @@ CHECKS = (
 )
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    data = tmp_path_factory.mktemp("schemathesis")
-    fill(data / "gpm.db", data / "archive", NOW)
-    yield from serve(create_app(server_context(data, clock=lambda: NOW)))
-
-
 @pytest.mark.timeout(180)
-def test_generated_requests_conform(base: str, tmp_path: Path) -> None:
+def test_generated_requests_conform(filled_base: str, tmp_path: Path) -> None:
     cmd = [
         sys.executable,
         "-m",
         "schemathesis.cli",
         "run",
-        f"{base}/openapi.json",
+        f"{filled_base}/openapi.json",
         "--checks",
         ",".join(CHECKS),
         "--exclude-path",
@@ -63,8 +51,8 @@ def test_generated_requests_conform(base: str, tmp_path: Path) -> None:
     assert "No issues found" in out, out
 
 
-def test_openapi_declares_errors_in_one_shape(base: str) -> None:
-    spec = httpx.get(f"{base}/openapi.json").json()
+def test_openapi_declares_errors_in_one_shape(filled_base: str) -> None:
+    spec = httpx.get(f"{filled_base}/openapi.json").json()
     chart = spec["paths"]["/api/chart"]["get"]["responses"]
     for code in ("404", "422", "503"):
         ref = chart[code]["content"]["application/json"]["schema"]["$ref"]
