@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import GpmProcess, get_json, wait_for
 from tests.fakes.fake_nvml import Scenario, build_fake_nvml
+from tests.telemetry.promserver import needs_prometheus, query, run_prometheus, value_of
 
 GIB = 2**30
 
@@ -167,4 +168,29 @@ def test_run_follows_the_gpu_loss_and_heat_into_alerts(
         what="the webhook to receive the alert",
     )
     assert "92" in json.dumps(hook[0])
+    assert gpm.stop() == 0
+
+
+@needs_prometheus
+def test_prometheus_scrapes_the_running_service(
+    gpm_process: Callable[..., GpmProcess], nvml_lib: Path, tmp_path: Path
+) -> None:
+    """Pointing a stock Prometheus at GPM shows the fake GPUs, with no relabelling."""
+    sc = two_gpus(tmp_path / "scenario.txt")
+    gpm = gpm_process(
+        GPM_GPU_NVML_LIBRARY=str(nvml_lib),
+        FAKE_NVML_SCENARIO=str(sc.path),
+        GPM_OLLAMA_ENABLED="false",
+    ).start("run")
+    gpm.wait_ready()
+    with run_prometheus(tmp_path, f"127.0.0.1:{gpm.ports['metrics']}") as prom:
+        temp = 'gpm_gpu_temperature_celsius{gpu_id="0",gpu_name="NVIDIA H100 80GB HBM3"}'
+        assert value_of(prom, temp, timeout=60) == 65
+        assert value_of(prom, 'gpm_gpu_memory_total_bytes{gpu_id="1"}') == 24 * GIB
+        assert value_of(prom, 'gpm_gpu_power_watts{gpu_uuid="GPU-e2e-0000"}') == 431.5
+        assert value_of(prom, 'gpm_gpu_up{gpu_id="1"}') == 1
+        assert query(prom, 'gpm_gpu_fan_percent{gpu_id="0"}') == []  # unsupported: no series
+        sc.set_gpu(0, temperature_c=71)
+        sc.write()
+        wait_for(lambda: value_of(prom, temp) == 71, timeout=30, what="the new temperature")
     assert gpm.stop() == 0

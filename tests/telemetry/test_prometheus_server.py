@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from gpm.telemetry.prometheus import MetricsExporter
-from tests.conftest import free_port, wait_for
+from tests.telemetry.promserver import needs_prometheus, query, run_prometheus, value_of
 from tests.telemetry.telemetry_data import live_state, session
 
-PROMETHEUS = shutil.which("prometheus")
-pytestmark = pytest.mark.skipif(
-    PROMETHEUS is None, reason="the prometheus binary is not installed (apt-get install prometheus)"
-)
+pytestmark = needs_prometheus
 
 
 @pytest.fixture
@@ -35,56 +26,8 @@ def exporter() -> Iterator[MetricsExporter]:
 
 @pytest.fixture
 def prometheus(tmp_path: Path, exporter: MetricsExporter) -> Iterator[str]:
-    assert PROMETHEUS is not None
-    (tmp_path / "prometheus.yml").write_text(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
-        "scrape_configs:\n  - job_name: gpm\n    static_configs:\n"
-        f"      - targets: ['127.0.0.1:{exporter.port}']\n"
-    )
-    port = free_port()
-    log = (tmp_path / "prometheus.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            PROMETHEUS,
-            f"--config.file={tmp_path / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
-
-
-def query(base: str, promql: str) -> list[dict[str, object]] | None:
-    """The instant-vector result, or None while Prometheus is not answering yet."""
-    url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            body = json.load(resp)
-    except (urllib.error.URLError, ConnectionError):
-        return None
-    assert body["status"] == "success", body
-    result: list[dict[str, object]] = body["data"]["result"]
-    return result
-
-
-def value_of(base: str, promql: str, timeout: float = 30.0) -> float:
-    """Poll until the query returns a sample (Prometheus needs a scrape or two); its value."""
-    result = wait_for(lambda: query(base, promql), timeout=timeout, interval=0.2, what=promql)
-    assert len(result) == 1, result
-    sample = result[0]["value"]
-    assert isinstance(sample, list)
-    return float(sample[1])
+    with run_prometheus(tmp_path, f"127.0.0.1:{exporter.port}") as base:
+        yield base
 
 
 def test_prometheus_scrapes_known_values(prometheus: str) -> None:
