@@ -28,6 +28,7 @@ from gpm.api.stream import Broadcaster
 from gpm.config import Config, is_loopback
 from gpm.model import Snapshot
 from gpm.state import LiveState
+from gpm.storage.db import DatabaseError
 from gpm.storage.queries import Queries
 from gpm.timefmt import parse_rfc3339, to_rfc3339
 from gpm.views import (
@@ -152,7 +153,9 @@ def create_app(ctx: ApiContext) -> FastAPI:
         return JSONResponse({"detail": describe_invalid(exc.errors())}, status_code=422)
 
     @app.exception_handler(sqlite3.Error)
-    async def _db_error(_: Request, exc: sqlite3.Error) -> JSONResponse:
+    @app.exception_handler(DatabaseError)
+    async def _db_error(_: Request, exc: Exception) -> JSONResponse:
+        """A locked, missing or not yet upgraded database is a passing state, not a bug: 503."""
         log.warning("database read failed: %s", exc)
         return JSONResponse({"detail": f"database unavailable: {exc}"}, status_code=503)
 
