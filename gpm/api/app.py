@@ -19,8 +19,10 @@ from typing import Annotated, Any, Literal
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 
 from gpm import __version__
 from gpm.api import schemas
@@ -46,6 +48,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 MAX_RANGE_SECONDS = 366 * 86400.0
 MAX_HOURS = 8784.0
 DAY = 86400.0
+PARQUET = "application/vnd.apache.parquet"
 
 MIN_HOURS = 0.001  # 3.6 s: a shorter range has no room for a single poll
 Hours = Annotated[
@@ -147,6 +150,14 @@ def create_app(ctx: ApiContext) -> FastAPI:
     )
     app.state.ctx = ctx
     _add_security(app, cfg)
+    # A 500-point chart is ~190 KB of JSON and ~25 KB gzipped; big bodies compress off the loop.
+    app.add_middleware(
+        GZipMiddleware,
+        minimum_size=1024,
+        compresslevel=6,
+        thread_minimum_size=32 * 1024,
+        exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, PARQUET),
+    )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -362,7 +373,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
                 "content": {
                     "text/csv": {},
                     "application/json": {},
-                    "application/vnd.apache.parquet": {},
+                    PARQUET: {},
                 }
             },
             **BAD_PARAM,
@@ -380,7 +391,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
             media_type={
                 "csv": "text/csv",
                 "json": "application/json",
-                "parquet": "application/vnd.apache.parquet",
+                "parquet": PARQUET,
             }[format],
             headers={"Content-Disposition": f'attachment; filename="gpm-{table}.{format}"'},
         )

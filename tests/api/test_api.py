@@ -278,12 +278,21 @@ def test_stream_sends_snapshots(db: tuple[Path, LiveState]) -> None:
     for base_url in serve(create_app(ctx)):
         with httpx.stream("GET", f"{base_url}/api/stream", timeout=10) as resp:
             assert resp.headers["content-type"].startswith("text/event-stream")
+            assert "content-encoding" not in resp.headers  # events are never held back
             lines = resp.iter_lines()
             assert next(lines) == "retry: 2000"
             event = next(line for line in lines if line.startswith("event: "))
             data = next(lines)
             assert event == "event: snapshot"
             assert data.startswith("data: ") and '"gpu_id": 0' in data
+
+
+def test_large_answers_are_gzipped(base: str) -> None:
+    resp = httpx.get(f"{base}/api/chart", params={"gpu_id": 0, "points": 360})
+    assert resp.headers["content-encoding"] == "gzip"
+    assert int(resp.headers["content-length"]) * 4 < len(resp.content)
+    plain = httpx.get(f"{base}/api/chart", params={"gpu_id": 0}, headers={"Accept-Encoding": ""})
+    assert "content-encoding" not in plain.headers and plain.json()["points"]
 
 
 def test_token_required_off_loopback(db: tuple[Path, LiveState]) -> None:
