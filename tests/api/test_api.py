@@ -191,6 +191,10 @@ def test_historical(base: str) -> None:
     hist = httpx.get(f"{base}/api/historical", params={"hours": 2}).json()
     assert {g["gpu_id"] for g in hist["gpus"]} == {0, 1}
     assert 0 < len(hist["gpus"][0]["points"]) <= 500
+    few = httpx.get(f"{base}/api/historical", params={"hours": 1, "points": 10}).json()
+    assert [len(g["points"]) for g in few["gpus"]] == [10, 10]
+    avg = few["gpus"][1]["points"][0]
+    assert avg["utilization_percent"] == 50.0 and avg["memory_used_bytes"] == 4 * 2**30
 
 
 def test_sessions_paging_and_model_filter(base: str) -> None:

@@ -31,6 +31,7 @@ CASES: list[tuple[str, dict[str, str], int, str]] = [
     ("/api/heatmap", {}, 422, "gpu_id"),
     *(("/api/chart", {"gpu_id": "0", "points": p}, 422, "points") for p in ("9", "2001", "nan")),
     *(("/api/heatmap", {"gpu_id": "0", "days": d}, 422, "days") for d in ("0", "367", "1e3")),
+    *(("/api/historical", {"points": p}, 422, "points") for p in ("9", "2001", "nan")),
     *(("/api/weekly-summaries", {"weeks": w}, 422, "weeks") for w in ("0", "521", "-5")),
     *(("/api/llm-sessions", {"limit": v}, 422, "limit") for v in ("0", "1001", str(2**64))),
     *(("/api/llm-sessions", {"offset": v}, 422, "offset") for v in ("-1", "10000001")),
