@@ -106,6 +106,8 @@ class Service:
         self.alerts = AlertEngine(cfg.alerts)
         self._session_sinks: list[Callable[[LlmSession], None]] = [self.writer.add_session]
         try:
+            if self.demo:
+                await asyncio.to_thread(self._backfill_demo_history)
             await self._start_parts()
             self.ready.set()
             log.info(
@@ -124,6 +126,16 @@ class Service:
             await asyncio.gather(*loops, return_exceptions=True)
         finally:
             await self._shutdown()
+
+    def _backfill_demo_history(self, hours: float = 1.0, step: float = 10.0) -> None:
+        """Give a fresh demo database an hour of simulated history, so the charts have a past."""
+        if self.queries.data_range() is not None:
+            return
+        now = self.clock()
+        t = now - hours * 3600
+        while t < now:
+            self.writer.add_snapshot(self.source.poll(t))
+            t += step
 
     async def _start_parts(self) -> None:
         cfg = self.config

@@ -135,14 +135,14 @@ def test_history_commands_after_a_demo_run(gpm_process: Callable[..., GpmProcess
 
     out = gpm.data_dir.parent / "metrics.csv"
     exported = gpm.run(
-        "export", "--from", "1h", "--format", "csv", "--table", "gpu_metrics", "--out", str(out)
+        "export", "--from", "2h", "--format", "csv", "--table", "gpu_metrics", "--out", str(out)
     )
     assert exported.returncode == 0, exported.stderr
     with out.open(newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == samples
     assert rows[0]["ts"].endswith("Z") and float(rows[0]["utilization_percent"]) >= 0
-    needs_dir = gpm.run("export", "--from", "1h", "--format", "csv")
+    needs_dir = gpm.run("export", "--from", "2h", "--format", "csv")
     assert needs_dir.returncode == 2 and "--out DIR" in needs_dir.stderr
 
     gpm.env["GPM_STORAGE_RETENTION_DAYS"] = "0"
@@ -155,6 +155,18 @@ def test_history_commands_after_a_demo_run(gpm_process: Callable[..., GpmProcess
     glob = str(gpm.data_dir / "archive" / "gpu_metrics" / "*.parquet")
     assert duckdb.sql(f"SELECT count(*) FROM '{glob}'").fetchall() == [(samples,)]
     # history still reaches the archived rows
-    again = gpm.run("export", "--from", "1h", "--format", "json", "--table", "gpu_metrics")
+    again = gpm.run("export", "--from", "2h", "--format", "json", "--table", "gpu_metrics")
     assert again.returncode == 0, again.stderr
     assert len(json.loads(again.stdout)["gpu_metrics"]) == samples
+
+
+def test_demo_starts_with_an_hour_of_simulated_history(
+    gpm_process: Callable[..., GpmProcess],
+) -> None:
+    gpm = gpm_process().start("run", "--demo")
+    gpm.wait_ready()
+    chart = get_json(gpm.api + "/api/chart?gpu_id=0&hours=1")
+    assert len(chart["points"]) > 300  # backfilled at 10 s steps, not just the live polls
+    info = get_json(gpm.api + "/api/info")
+    assert info["simulated"] is True
+    assert gpm.stop() == 0
