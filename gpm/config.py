@@ -14,6 +14,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from gpm.model import Workload
 from gpm.paths import default_config_path, default_data_dir
@@ -212,16 +213,34 @@ def _coerce(
     return raw
 
 
-def _check_port(key: str, value: int, source: str) -> None:
-    if not 1 <= value <= 65535:
-        raise ConfigError(key, value, source, "a port must be between 1 and 65535")
-
-
-def _check_url(key: str, value: str, source: str, allow_empty: bool = False) -> None:
-    if allow_empty and value == "":
-        return
-    if not re.match(r"^https?://[^\s/]+", value):
-        raise ConfigError(key, value, source, "expected an http:// or https:// URL")
+# (key, lowest, highest, what the error says): numeric keys that must lie in a closed range.
+_RANGES: tuple[tuple[str, float, float, str], ...] = (
+    ("service.poll_interval_secs", 0.1, 3600, "must be between 0.1 and 3600 seconds"),
+    ("gpu.simulated_gpus", 0, 64, "must be between 0 and 64"),
+    ("gpu.nvidia_smi_timeout_secs", 0.1, 600, "must be between 0.1 and 600 seconds"),
+    ("ollama.proxy_port", 1, 65535, "a port must be between 1 and 65535"),
+    ("ollama.api_port", 1, 65535, "a port must be between 1 and 65535"),
+    ("ollama.ps_poll_interval_secs", 0.1, 3600, "must be between 0.1 and 3600 seconds"),
+    ("storage.retention_days", 0, 36500, "must be 0 or more (days)"),
+    ("storage.archive_interval_secs", 1, 7 * 86400, "must be between 1 s and a week"),
+    ("telemetry.metrics_port", 1, 65535, "a port must be between 1 and 65535"),
+    ("telemetry.otlp_export_interval_secs", 0.1, 3600, "must be between 0.1 and 3600 seconds"),
+    ("api.port", 1, 65535, "a port must be between 1 and 65535"),
+    ("api.dashboard_port", 1, 65535, "a port must be between 1 and 65535"),
+    ("alerts.temp_threshold_celsius", 1, 150, "must be between 1 and 150"),
+    ("alerts.memory_threshold_percent", 1, 100, "must be between 1 and 100"),
+    ("alerts.hysteresis_celsius", 0, 50, "must be between 0 and 50"),
+    ("alerts.hysteresis_percent", 0, 50, "must be between 0 and 50"),
+    ("alerts.min_duration_secs", 0, 86400, "must be between 0 and 86400 seconds"),
+    ("alerts.poll_stall_secs", 1, 86400, "must be between 1 and 86400 seconds"),
+)
+# URL keys, and whether an empty string (off) is allowed.
+_URLS = (
+    ("ollama.backend_url", False),
+    ("ollama.api_url", False),
+    ("telemetry.otlp_endpoint", False),
+    ("alerts.webhook_url", True),
+)
 
 
 def is_loopback(host: str) -> bool:
@@ -234,113 +253,32 @@ def is_loopback(host: str) -> bool:
 
 
 def _validate(cfg: Config, src: Mapping[str, str]) -> None:
-    def s(key: str) -> str:
-        return src.get(key, DEFAULT)
+    def get(key: str) -> Any:
+        section, name = key.split(".")
+        return getattr(getattr(cfg, section), name)
 
-    sv = cfg.service
-    if not 0.1 <= sv.poll_interval_secs <= 3600:
-        raise ConfigError(
-            "service.poll_interval_secs",
-            sv.poll_interval_secs,
-            s("service.poll_interval_secs"),
-            "must be between 0.1 and 3600 seconds",
-        )
-    if sv.log_level not in LOG_LEVELS:
+    for key, low, high, problem in _RANGES:
+        value = get(key)
+        if not low <= value <= high:
+            raise ConfigError(key, value, src.get(key, DEFAULT), problem)
+    for key, empty_ok in _URLS:
+        value = get(key)
+        if not (empty_ok and value == "") and not re.match(r"^https?://[^\s/]+", value):
+            raise ConfigError(
+                key, value, src.get(key, DEFAULT), "expected an http:// or https:// URL"
+            )
+    if cfg.service.log_level not in LOG_LEVELS:
         raise ConfigError(
             "service.log_level",
-            sv.log_level,
-            s("service.log_level"),
+            cfg.service.log_level,
+            src.get("service.log_level", DEFAULT),
             f"must be one of {', '.join(LOG_LEVELS)}",
-        )
-    if not 0 <= cfg.gpu.simulated_gpus <= 64:
-        raise ConfigError(
-            "gpu.simulated_gpus",
-            cfg.gpu.simulated_gpus,
-            s("gpu.simulated_gpus"),
-            "must be between 0 and 64",
-        )
-    if cfg.gpu.nvidia_smi_timeout_secs <= 0:
-        raise ConfigError(
-            "gpu.nvidia_smi_timeout_secs",
-            cfg.gpu.nvidia_smi_timeout_secs,
-            s("gpu.nvidia_smi_timeout_secs"),
-            "must be positive",
-        )
-    for key, port in (
-        ("ollama.proxy_port", cfg.ollama.proxy_port),
-        ("ollama.api_port", cfg.ollama.api_port),
-        ("telemetry.metrics_port", cfg.telemetry.metrics_port),
-        ("api.port", cfg.api.port),
-        ("api.dashboard_port", cfg.api.dashboard_port),
-    ):
-        _check_port(key, port, s(key))
-    for key, url, empty_ok in (
-        ("ollama.backend_url", cfg.ollama.backend_url, False),
-        ("ollama.api_url", cfg.ollama.api_url, False),
-        ("telemetry.otlp_endpoint", cfg.telemetry.otlp_endpoint, False),
-        ("alerts.webhook_url", cfg.alerts.webhook_url, True),
-    ):
-        _check_url(key, url, s(key), empty_ok)
-    if cfg.ollama.ps_poll_interval_secs <= 0:
-        raise ConfigError(
-            "ollama.ps_poll_interval_secs",
-            cfg.ollama.ps_poll_interval_secs,
-            s("ollama.ps_poll_interval_secs"),
-            "must be positive",
-        )
-    if cfg.storage.retention_days < 0:
-        raise ConfigError(
-            "storage.retention_days",
-            cfg.storage.retention_days,
-            s("storage.retention_days"),
-            "must be 0 or more",
-        )
-    if cfg.storage.archive_interval_secs <= 0:
-        raise ConfigError(
-            "storage.archive_interval_secs",
-            cfg.storage.archive_interval_secs,
-            s("storage.archive_interval_secs"),
-            "must be positive",
-        )
-    if cfg.telemetry.otlp_export_interval_secs <= 0:
-        raise ConfigError(
-            "telemetry.otlp_export_interval_secs",
-            cfg.telemetry.otlp_export_interval_secs,
-            s("telemetry.otlp_export_interval_secs"),
-            "must be positive",
-        )
-    al = cfg.alerts
-    if not 0 < al.temp_threshold_celsius <= 150:
-        raise ConfigError(
-            "alerts.temp_threshold_celsius",
-            al.temp_threshold_celsius,
-            s("alerts.temp_threshold_celsius"),
-            "must be between 0 and 150",
-        )
-    if not 0 < al.memory_threshold_percent <= 100:
-        raise ConfigError(
-            "alerts.memory_threshold_percent",
-            al.memory_threshold_percent,
-            s("alerts.memory_threshold_percent"),
-            "must be between 0 and 100",
-        )
-    for key in ("hysteresis_celsius", "hysteresis_percent", "min_duration_secs"):
-        if getattr(al, key) < 0:
-            raise ConfigError(
-                f"alerts.{key}", getattr(al, key), s(f"alerts.{key}"), "must be 0 or more"
-            )
-    if al.poll_stall_secs <= 0:
-        raise ConfigError(
-            "alerts.poll_stall_secs",
-            al.poll_stall_secs,
-            s("alerts.poll_stall_secs"),
-            "must be positive",
         )
     if not is_loopback(cfg.api.host) and not cfg.api.token:
         raise ConfigError(
             "api.token",
             "",
-            s("api.host"),
+            src.get("api.host", DEFAULT),
             f"api.host is {cfg.api.host!r}, not loopback: set a token "
             "(clients then send 'Authorization: Bearer <token>')",
         )
