@@ -236,9 +236,20 @@ def create_app(ctx: ApiContext) -> FastAPI:
             "message": snap.message if snap else "no reading yet",
         }
 
+    rendered: tuple[float | None, bytes] = (None, b"")  # the last poll's answer
+
     @app.get("/api/realtime", response_model=schemas.Realtime, tags=["gpus"])
-    def realtime() -> dict[str, Any]:
-        return snapshot_view(snapshot())
+    def realtime() -> Response:
+        """Rendered once per poll: the dashboard and scripts ask far more often than GPM polls.
+
+        Serialized without pydantic's pass like the charts (same published, tested schema)."""
+        nonlocal rendered
+        snap = snapshot()
+        stamp, body = rendered
+        if snap is None or snap.timestamp != stamp:
+            body = json.dumps(snapshot_view(snap), allow_nan=False, separators=(",", ":")).encode()
+            rendered = (snap.timestamp if snap else None, body)
+        return Response(body, media_type="application/json")
 
     @app.get(
         "/api/stream",
