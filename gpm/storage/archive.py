@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gpm.storage import rollup
 from gpm.storage.db import HISTORY_TABLES, Table, open_database
 from gpm.storage.summaries import DAY, keep_archived_figures, refresh_weekly_summaries
 
@@ -192,6 +193,7 @@ def run_retention(
                     (report.cutoff, last[table.name]),
                 )
                 report.deleted[table.name] = cur.rowcount
+            rollup.trim(conn, report.cutoff)
             if archive and any(report.archived.values()):
                 conn.execute(
                     "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value ="

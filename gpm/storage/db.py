@@ -11,7 +11,9 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-SCHEMA_VERSION = 2
+from gpm.storage import rollup
+
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 5000
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -200,7 +202,10 @@ _OTHER_TABLES = (
 )
 
 _INDEXES = (
-    "CREATE INDEX IF NOT EXISTS gpu_metrics_gpu_ts ON gpu_metrics (gpu_id, ts)",
+    # Carries the charted columns, so the raw rows a chart reads need no table lookups.
+    "CREATE INDEX IF NOT EXISTS gpu_metrics_gpu_ts_values ON gpu_metrics (gpu_id, ts, "
+    "utilization_percent, memory_used_bytes, memory_total_bytes, temperature_celsius, "
+    "power_watts)",
     "CREATE INDEX IF NOT EXISTS gpu_metrics_ts ON gpu_metrics (ts)",
     "CREATE INDEX IF NOT EXISTS llm_sessions_started ON llm_sessions (started_at)",
     "CREATE INDEX IF NOT EXISTS process_events_ts ON process_events (ts)",
@@ -215,6 +220,7 @@ OUR_TABLES = frozenset(HISTORY_TABLES) | {
     "weekly_summaries",
     "weekly_archived",
     "meta",
+    rollup.TABLE,
 }
 
 
@@ -243,8 +249,12 @@ def _migrate(conn: sqlite3.Connection) -> None:
     """Bring any older schema to SCHEMA_VERSION in place, inside one transaction.
 
     Version 1 lacked some GPU and session columns, model events, the latest-poll tables and the
-    archived weekly figures. Creating what is missing and adding absent columns covers every step.
+    archived weekly figures; version 2 lacked the per-minute rollup, which is built from the raw
+    rows here. Creating what is missing and adding absent columns covers every step.
     """
+    had_rollup = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (rollup.TABLE,)
+    ).fetchone()
     with conn:
         for table in HISTORY_TABLES.values():
             conn.execute(create_table_sql(table))
@@ -254,8 +264,12 @@ def _migrate(conn: sqlite3.Connection) -> None:
                     # ALTER TABLE cannot add NOT NULL without a default or a PRIMARY KEY column.
                     plain = kind.replace("PRIMARY KEY", "").replace("NOT NULL", "")
                     conn.execute(f'ALTER TABLE {table.name} ADD COLUMN "{name}" {plain}')
+        conn.execute("DROP INDEX IF EXISTS gpu_metrics_gpu_ts")  # version 2's narrower index
         for sql in _OTHER_TABLES + _INDEXES:
             conn.execute(sql)
+        conn.execute(rollup.create_sql())
+        if not had_rollup:
+            rollup.rebuild(conn)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 

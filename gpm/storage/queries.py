@@ -1,18 +1,22 @@
 """History queries for the API and the CLI, over SQLite and the Parquet archives together.
 
 Time series are downsampled where the data lives (SQL ``GROUP BY`` bucket, Arrow ``group_by``
-for archived days) so a query never pulls every row into Python. Archives are read only for the
-part of a range older than what retention has archived (``meta.archived_before``).
+for archived days) so a query never pulls every row into Python. In SQLite, whole minutes come
+from the per-minute rollup and only minutes cut by a bucket boundary from raw rows (see
+:mod:`gpm.storage.rollup`). Archives are read only for the part of a range older than what
+retention has archived (``meta.archived_before``).
 
 Each thread gets its own read-only connection, so one Queries can serve a thread pool.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import math
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -32,19 +36,11 @@ from gpm.model import (
     Workload,
 )
 from gpm.storage import archive as arch
+from gpm.storage import rollup
 from gpm.storage.db import GPU_NUMERIC_COLUMNS, HISTORY_TABLES, open_database
+from gpm.storage.rollup import METRICS
 from gpm.storage.summaries import DAY, WEEK, summary_from_row, week_day
 
-METRICS = (
-    "utilization_percent",
-    "memory_percent",
-    "memory_used_bytes",
-    "temperature_celsius",
-    "power_watts",
-)
-_SQL_EXPR = {m: m for m in METRICS} | {
-    "memory_percent": "100.0 * memory_used_bytes / NULLIF(memory_total_bytes, 0)",
-}
 _NON_GENERATION = ("load", "unload")
 _HISTOGRAM_BINS = 10
 
@@ -77,6 +73,7 @@ class _Agg:
 
 
 Buckets = dict[int, dict[int, dict[str, _Agg]]]  # gpu_id -> bucket -> metric -> aggregate
+_HOUR = 3600.0
 
 
 class Queries:
@@ -239,32 +236,83 @@ class Queries:
     # -- time series ------------------------------------------------------------------------
 
     def _buckets(self, gpu_id: int | None, start: float, end: float, points: int) -> Buckets:
-        width = (end - start) / points
+        return self._aggregate(gpu_id, start, end, start, (end - start) / points, points, METRICS)
+
+    def _aggregate(
+        self,
+        gpu_id: int | None,
+        start: float,
+        end: float,
+        origin: float,
+        width: float,
+        points: int | None,
+        metrics: tuple[str, ...],
+    ) -> Buckets:
+        """Count, min, sum and max per GPU, bucket ``int((ts - origin) / width)`` (clamped to
+        ``points`` when given) and metric, over rows in [start, end) of SQLite and archives."""
         out: Buckets = {}
-
-        def agg(g: int, b: int, metric: str) -> _Agg:
-            per = out.setdefault(int(g), {}).setdefault(min(max(int(b), 0), points - 1), {})
-            return per.setdefault(metric, _Agg())
-
-        sel = ", ".join(
-            f"COUNT({e}), MIN({e}), SUM({e}), MAX({e})" for e in (_SQL_EXPR[m] for m in METRICS)
+        last = None if points is None else points - 1
+        rows: Iterable[Sequence[Any]] = self._sqlite_buckets(
+            gpu_id, start, end, origin, width, points, metrics
         )
-        where = "ts >= ? AND ts < ?" + ("" if gpu_id is None else " AND gpu_id = ?")
-        params: tuple[float, ...] = (start, width, start, end)
-        if gpu_id is not None:
-            params += (gpu_id,)
-        for r in self._conn().execute(
-            f"SELECT gpu_id, CAST((ts - ?) / ? AS INTEGER) AS b, {sel} FROM gpu_metrics "
-            f"WHERE {where} GROUP BY gpu_id, b",
-            params,
-        ):
-            for i, m in enumerate(METRICS):
-                agg(r[0], r[1], m).add(*r[2 + 4 * i : 6 + 4 * i])
         part = self._archived_part(start, end)
         if part is not None and self.archive_dir is not None:
-            for g, b, m, vals in _archive_buckets(self.archive_dir, gpu_id, part, start, width):
-                agg(g, b, m).add(*vals)
+            older = _archive_buckets(self.archive_dir, gpu_id, part, origin, width, metrics)
+            rows = itertools.chain(rows, older)
+        for r in rows:
+            b = int(r[1]) if last is None else min(max(int(r[1]), 0), last)
+            per = out.setdefault(int(r[0]), {})
+            aggs = per.get(b)
+            if aggs is None:  # the common case: one row per bucket, built without merging
+                per[b] = {
+                    m: _Agg(r[k], r[k + 1], r[k + 2] or 0.0, r[k + 3])
+                    for m, k in zip(metrics, range(2, 2 + 4 * len(metrics), 4), strict=True)
+                }
+            else:
+                for i, m in enumerate(metrics):
+                    aggs[m].add(*r[2 + 4 * i : 6 + 4 * i])
         return out
+
+    def _sqlite_buckets(
+        self,
+        gpu_id: int | None,
+        start: float,
+        end: float,
+        origin: float,
+        width: float,
+        points: int | None,
+        metrics: tuple[str, ...],
+    ) -> list[sqlite3.Row]:
+        """Rows (gpu_id, bucket, then count, min, sum, max per metric) from SQLite."""
+        gpu = ("", ()) if gpu_id is None else (" AND gpu_id = ?", (gpu_id,))
+        raw = f"gpu_id, CAST((ts - ?) / ? AS INTEGER) AS b, {rollup.raw_aggregates(metrics)}"
+        plan = rollup.plan(start, end, origin, width, points)
+        if plan is None:
+            sql = (
+                f"SELECT {raw} FROM gpu_metrics WHERE ts >= ? AND ts < ?{gpu[0]} GROUP BY gpu_id, b"
+            )
+            return self._conn().execute(sql, (origin, width, start, end, *gpu[1])).fetchall()
+        split = json.dumps(plan.split)
+        whole = (
+            f"SELECT gpu_id, CAST((minute * {rollup.MINUTE} - ?) / ? AS INTEGER) AS b, "
+            f"{rollup.rollup_aggregates(metrics)} FROM {rollup.TABLE} "
+            f"WHERE minute >= ? AND minute < ?{gpu[0]} "
+            "AND minute NOT IN (SELECT value FROM json_each(?)) GROUP BY gpu_id, b"
+        )
+        # CROSS JOIN keeps the cut minutes as the outer loop, and the range bounds sit inside
+        # each minute's bounds, so the index is searched once per minute, never over the range.
+        cut = (
+            f"SELECT {raw} FROM json_each(?) AS j CROSS JOIN gpu_metrics "
+            f"ON ts >= MAX(j.value * {rollup.MINUTE}, ?) "
+            f"AND ts < MIN((j.value + 1) * {rollup.MINUTE}, ?){gpu[0]} GROUP BY gpu_id, b"
+        )
+        sql = (
+            f"SELECT gpu_id, b, {rollup.rollup_aggregates(metrics)} "
+            f"FROM ({whole} UNION ALL {cut}) GROUP BY gpu_id, b"
+        )
+        params = (origin, width, plan.lo, plan.hi, *gpu[1], split)
+        params += (origin, width, split, start, end, *gpu[1])
+        return self._conn().execute(sql, params).fetchall()
 
     def chart(self, gpu_id: int, start: float, end: float, points: int = 500) -> Dict:
         """Bucketed min/avg/max per metric plus range stats (``/api/chart``, epoch seconds)."""
@@ -323,20 +371,8 @@ class Queries:
 
     def heatmap(self, gpu_id: int, start: float, end: float) -> Dict:
         """Average utilization per UTC day and hour (``/api/heatmap``)."""
-        hours: dict[int, _Agg] = {}
-        for h, n, total in self._conn().execute(
-            "SELECT CAST(ts / 3600 AS INTEGER), COUNT(utilization_percent),"
-            " SUM(utilization_percent) FROM gpu_metrics WHERE gpu_id = ? AND ts >= ? AND ts < ?"
-            " GROUP BY 1",
-            (gpu_id, start, end),
-        ):
-            hours.setdefault(h, _Agg()).add(n, 0, total or 0.0, 0)
-        part = self._archived_part(start, end)
-        if part is not None and self.archive_dir is not None:
-            for _, b, _, (n, _lo, total, _hi) in _archive_buckets(
-                self.archive_dir, gpu_id, part, 0.0, 3600.0, metrics=("utilization_percent",)
-            ):
-                hours.setdefault(b, _Agg()).add(n, 0, total, 0)
+        metric = "utilization_percent"
+        hours = self._aggregate(gpu_id, start, end, 0.0, _HOUR, None, (metric,)).get(gpu_id, {})
         first = datetime.fromtimestamp(max(start, 0.0), UTC).date()
         last = datetime.fromtimestamp(max(end - 1e-3, start), UTC).date()
         days = [str(first + timedelta(days=i)) for i in range((last - first).days + 1)]
@@ -344,10 +380,10 @@ class Queries:
             {
                 "day": str(date(1970, 1, 1) + timedelta(days=h // 24)),
                 "hour": h % 24,
-                "utilization_percent": a.avg,
+                "utilization_percent": a[metric].avg,
             }
             for h, a in sorted(hours.items())
-            if a.n
+            if a[metric].n
         ]
         return {"gpu_id": gpu_id, "days": days, "cells": cells}
 
@@ -533,8 +569,9 @@ def _archive_buckets(
     origin: float,
     width: float,
     metrics: tuple[str, ...] = METRICS,
-) -> Iterator[tuple[int, int, str, tuple[int, Any, Any, Any]]]:
-    """(gpu_id, bucket, metric, (count, min, sum, max)) of archived rows, grouped by Arrow."""
+) -> Iterator[tuple[Any, ...]]:
+    """(gpu_id, bucket, then count, min, sum, max per metric) of archived rows, grouped by
+    Arrow: the shape of the SQLite rows."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -571,13 +608,11 @@ def _archive_buckets(
             .to_pylist()
         )
         for g in grouped:
-            for m in metrics:
-                yield (
-                    g["gpu_id"],
-                    g["b"],
-                    m,
-                    (g[f"{m}_count"], g[f"{m}_min"], g[f"{m}_sum"] or 0, g[f"{m}_max"]),
-                )
+            yield (
+                g["gpu_id"],
+                g["b"],
+                *(g[f"{m}_{f}"] for m in metrics for f in ("count", "min", "sum", "max")),
+            )
 
 
 def _sample(r: Dict, processes: tuple[GpuProcess, ...] | None) -> GpuSample:

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from gpm.model import Alert, GpuSample, LlmSession, ModelEvent, ProcessEvent, Snapshot
+from gpm.storage import rollup
 from gpm.storage.db import (
     ALERTS,
     GPU_METRICS,
@@ -119,12 +120,19 @@ def _latest_payload(snap: Snapshot) -> Row:
 
 
 def insert_rows(conn: sqlite3.Connection, table: str, rows: Iterable[Row]) -> None:
-    """Insert rows into a history table (sessions are replaced by id, the rest appended)."""
+    """Insert rows into a history table (sessions are replaced by id, the rest appended).
+
+    GPU rows are folded into the per-minute rollup by the same call, so callers inside one
+    transaction never leave the two apart.
+    """
     names = HISTORY_TABLES[table].column_names
     verb = "INSERT OR REPLACE" if table == LLM_SESSIONS.name else "INSERT"
     cols = ", ".join(f'"{n}"' for n in names)
     marks = ", ".join("?" * len(names))
+    after = rollup.last_rowid(conn) if table == GPU_METRICS.name else None
     conn.executemany(f"{verb} INTO {table} ({cols}) VALUES ({marks})", rows)
+    if after is not None:
+        rollup.add_rows_after(conn, after)
 
 
 def replace_latest(conn: sqlite3.Connection, payload: Row) -> None:

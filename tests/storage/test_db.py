@@ -29,7 +29,7 @@ def test_creates_schema_in_wal_mode(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-    assert {"gpu_metrics_gpu_ts", "llm_sessions_started", "alerts_ts"} <= indexes
+    assert {"gpu_metrics_gpu_ts_values", "llm_sessions_started", "alerts_ts"} <= indexes
     conn.close()
 
 
