@@ -457,12 +457,18 @@ def run_server(loaded: LoadedConfig) -> int:
         log.info(
             "gpm-server: dashboard at http://%s:%d/ reading %s", a.host, a.port, cfg.database_path
         )
+        failing = False  # warn once per outage, not once per poll
         while not stop.is_set():  # follow the writer: publish each new poll to the stream
             try:
                 snap = await asyncio.to_thread(queries.latest_snapshot)
             except Exception as exc:
-                log.warning("reading the latest snapshot failed: %s", exc)
-                snap = None
+                if not failing:
+                    log.warning("reading the latest snapshot failed (retrying): %s", exc)
+                failing, snap = True, None
+            else:
+                if failing:
+                    log.info("reading the latest snapshot works again")
+                failing = False
             if snap is not None and snap.timestamp != hub.latest_timestamp:
                 hub.publish(snap)
             with contextlib.suppress(TimeoutError):
