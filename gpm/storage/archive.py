@@ -75,19 +75,35 @@ def arrow_schema(table: Table) -> pa.Schema:
 
 
 def rows_to_arrow(table: Table, rows: list[tuple[object, ...]]) -> pa.Table:
-    """SQLite rows (in column order) to an Arrow table with epoch seconds as timestamps."""
+    """SQLite rows (in column order) to an Arrow table with epoch seconds as timestamps.
+
+    Each column becomes one Arrow array in a single C-level pass; times are converted by Arrow
+    compute, not per value in Python.
+    """
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     schema = arrow_schema(table)
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
     arrays = []
     for f, values in zip(schema, columns, strict=True):
         if pa.types.is_timestamp(f.type):
-            ms = [None if v is None else round(float(v) * 1000) for v in values]
-            arrays.append(pa.array(ms, pa.int64()).cast(f.type))
+            ms = pc.round(pc.multiply(pa.array(values, pa.float64()), 1000.0))
+            arrays.append(ms.cast(pa.int64()).cast(f.type))
         else:
             arrays.append(pa.array(values, f.type))
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def cursor_to_arrow(table: Table, cur: sqlite3.Cursor, chunk: int = 65536) -> pa.Table:
+    """A query's rows (in column order) as one Arrow table, converted a chunk at a time so that
+    at most ``chunk`` rows of Python objects exist at once."""
+    import pyarrow as pa
+
+    parts = []
+    while rows := cur.fetchmany(chunk):
+        parts.append(rows_to_arrow(table, rows))
+    return pa.concat_tables(parts) if parts else rows_to_arrow(table, [])
 
 
 def _conform(tbl: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -220,17 +236,18 @@ def _archive_table(
     cols = ", ".join(f'"{c}"' for c in table.column_names)
     total = 0
     for day in range(math.floor(oldest / DAY), math.floor(cutoff / DAY) + 1):
-        rows = conn.execute(
+        cur = conn.execute(
             f"SELECT {cols} FROM {table.name} WHERE {tcol} >= ? AND {tcol} < ? AND rowid <= ?"
             f" ORDER BY {tcol}",
             (day * DAY, min((day + 1) * DAY, cutoff), last_rowid),
-        ).fetchall()
-        if not rows:
+        )
+        tbl = cursor_to_arrow(table, cur)
+        if not tbl.num_rows:
             continue
         path = day_path(archive_dir, table.name, day)
-        write_day_file(path, rows_to_arrow(table, rows), table)
+        write_day_file(path, tbl, table)
         files.append(path)
-        total += len(rows)
+        total += tbl.num_rows
     return total
 
 

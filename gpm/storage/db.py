@@ -201,11 +201,13 @@ _OTHER_TABLES = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
 
+GPU_VALUES_INDEX = "gpu_metrics_gpu_ts_values"
 _INDEXES = (
-    # Carries the charted columns, so the raw rows a chart reads need no table lookups.
-    "CREATE INDEX IF NOT EXISTS gpu_metrics_gpu_ts_values ON gpu_metrics (gpu_id, ts, "
+    # Carries the charted and summarised columns, so the raw rows a chart reads and the weekly
+    # summaries' per-GPU scan need no table lookups and no sort.
+    f"CREATE INDEX IF NOT EXISTS {GPU_VALUES_INDEX} ON gpu_metrics (gpu_id, ts, "
     "utilization_percent, memory_used_bytes, memory_total_bytes, temperature_celsius, "
-    "power_watts)",
+    "power_watts, energy_joules)",
     "CREATE INDEX IF NOT EXISTS gpu_metrics_ts ON gpu_metrics (ts)",
     "CREATE INDEX IF NOT EXISTS llm_sessions_started ON llm_sessions (started_at)",
     "CREATE INDEX IF NOT EXISTS process_events_ts ON process_events (ts)",

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from gpm.model import WeeklySummary
+from gpm.storage.db import GPU_VALUES_INDEX
 
 DAY = 86400.0
 WEEK = 7 * DAY
@@ -95,6 +96,8 @@ def week_label(monday: int) -> str:
     return f"{year}-W{week:02d}"
 
 
+# The covering index hands rows over in (gpu_id, ts) order with every column used: no sort
+# and no table lookups for the window, which the ts index alone would need.
 _GPU_SQL = f"""
 SELECT gpu_id, wd, SUM(util), COUNT(util), MAX(util),
        SUM(CASE WHEN util > {ACTIVE_UTILIZATION_PERCENT} THEN gap ELSE 0 END),
@@ -108,7 +111,7 @@ FROM (
          LEAD(ts) OVER w AS nts, LEAD(energy_joules) OVER w AS ne,
          MIN(COALESCE(LEAD(ts) OVER w - ts, 0), :cap) AS gap,
          CAST(ts / 86400 AS INTEGER) - (CAST(ts / 86400 AS INTEGER) + 3) % 7 AS wd
-  FROM gpu_metrics WHERE ts >= :lo AND ts < :hi + :cap
+  FROM gpu_metrics INDEXED BY {GPU_VALUES_INDEX} WHERE ts >= :lo AND ts < :hi + :cap
   WINDOW w AS (PARTITION BY gpu_id ORDER BY ts)
 ) WHERE ts < :hi GROUP BY gpu_id, wd
 """
