@@ -6,6 +6,8 @@ One place turns dataclasses into the shapes of docs/api.md, so ``gpm status --js
 
 from __future__ import annotations
 
+from dataclasses import fields
+from enum import Enum
 from typing import Any
 
 from gpm.model import Alert, GpuProcess, GpuSample, LlmSession, LoadedModel, ProcessEvent, Snapshot
@@ -81,73 +83,35 @@ def snapshot_view(snap: Snapshot | None) -> dict[str, Any]:
     }
 
 
+def _plain(obj: Any, times: tuple[str, ...], exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A dataclass as JSON-ready fields: the named epoch fields as RFC3339, enums as values."""
+    out: dict[str, Any] = {}
+    for f in fields(obj):
+        if f.name in exclude:
+            continue
+        value = getattr(obj, f.name)
+        if f.name in times:
+            value = to_rfc3339(value)
+        elif isinstance(value, Enum):
+            value = value.value
+        out[f.name] = value
+    return out
+
+
 def session_view(s: LlmSession) -> dict[str, Any]:
     """One ``/api/llm-sessions`` item; prompt text never leaves through here."""
-    return {
-        "id": s.id,
-        "model": s.model,
-        "endpoint": s.endpoint,
-        "started_at": to_rfc3339(s.started_at),
-        "prompt_tokens": s.prompt_tokens,
-        "completion_tokens": s.completion_tokens,
-        "total_tokens": s.total_tokens,
-        "tokens_per_second": s.tokens_per_second,
-        "prefill_tokens_per_second": s.prefill_tokens_per_second,
-        "ttft_ms": s.ttft_ms,
-        "ttfb_ms": s.ttfb_ms,
-        "mean_chunk_gap_ms": s.mean_chunk_gap_ms,
-        "duration_ms": s.duration_ms,
-        "load_duration_ms": s.load_duration_ms,
-        "prompt_eval_duration_ms": s.prompt_eval_duration_ms,
-        "eval_duration_ms": s.eval_duration_ms,
-        "outcome": s.outcome.value,
-        "done_reason": s.done_reason,
-        "kind": s.kind,
-        "backend": s.backend,
-        "streamed": s.streamed,
-        "status_code": s.status_code,
-        "error": s.error,
-        "client": s.client,
-    }
+    out = _plain(s, ("started_at",), exclude=("prompt_text", "response_text"))
+    out["total_tokens"] = s.total_tokens
+    return out
 
 
 def process_event_view(e: ProcessEvent) -> dict[str, Any]:
-    return {
-        "timestamp": to_rfc3339(e.timestamp),
-        "event": e.event,
-        "gpu_id": e.gpu_id,
-        "gpu_uuid": e.gpu_uuid,
-        "pid": e.pid,
-        "name": e.name,
-        "workload": e.workload.value,
-        "reason": e.reason,
-        "user": e.user,
-        "container": e.container,
-        "model": e.model,
-        "steam_app_id": e.steam_app_id,
-        "gpu_memory_peak_bytes": e.gpu_memory_peak_bytes,
-        "duration_seconds": e.duration_seconds,
-    }
+    return _plain(e, ("timestamp", "process_started_at"))
 
 
 def alert_view(a: Alert) -> dict[str, Any]:
-    return {
-        "timestamp": to_rfc3339(a.timestamp),
-        "rule": a.rule,
-        "state": a.state,
-        "severity": a.severity,
-        "message": a.message,
-        "gpu_id": a.gpu_id,
-        "value": a.value,
-        "threshold": a.threshold,
-    }
+    return _plain(a, ("timestamp",))
 
 
 def model_view(m: LoadedModel) -> dict[str, Any]:
-    return {
-        "name": m.name,
-        "size_bytes": m.size_bytes,
-        "vram_bytes": m.vram_bytes,
-        "context_length": m.context_length,
-        "expires_at": m.expires_at,
-    }
+    return _plain(m, ())

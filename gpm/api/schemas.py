@@ -183,6 +183,7 @@ class Session(_Model):
     started_at: str | None
     prompt_tokens: int | None
     completion_tokens: int | None
+    prompt_cached_tokens: int | None
     total_tokens: int | None
     tokens_per_second: float | None
     prefill_tokens_per_second: float | None
@@ -289,6 +290,7 @@ class ProcessEventItem(_Model):
     container: str | None
     model: str | None
     steam_app_id: int | None
+    process_started_at: str | None
     gpu_memory_peak_bytes: int | None
     duration_seconds: float | None
 
