@@ -278,11 +278,18 @@ def iter_archive(
     archive_dir: Path, table: str, start: float, end: float, columns: list[str] | None = None
 ) -> Iterator[pa.Table]:
     """Archived rows of table with time in [start, end), one Arrow table per day file, oldest
-    first; timestamp columns stay timestamps."""
+    first; timestamp columns stay timestamps.
+
+    With ``columns``, only those are read from the files (a chart needs 7 of 28), and rows keep
+    the files' order, which retention writes sorted by time.
+    """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     spec = HISTORY_TABLES[table]
     schema = arrow_schema(spec)
+    if columns is not None:
+        schema = pa.schema([schema.field(c) for c in columns])
     lo = math.floor(max(start, 0.0) / DAY)
     hi = math.floor(min(end, 1e11) / DAY)
     when_lo = datetime.fromtimestamp(max(start, 0.0), UTC)
@@ -290,12 +297,17 @@ def iter_archive(
     for day, path in _day_files(archive_dir, table):
         if not lo <= day <= hi:
             continue
+        have = set(pq.read_schema(path).names)  # a file from an older schema may lack some
         tbl = pq.read_table(
-            path, filters=[(spec.time_column, ">=", when_lo), (spec.time_column, "<", when_hi)]
+            path,
+            columns=[c for c in schema.names if c in have],
+            filters=[(spec.time_column, ">=", when_lo), (spec.time_column, "<", when_hi)],
         )
-        tbl = _conform(tbl, schema).sort_by(spec.time_column)
+        tbl = _conform(tbl, schema)
+        if columns is None:
+            tbl = tbl.sort_by(spec.time_column)
         if tbl.num_rows:
-            yield tbl.select(columns) if columns else tbl
+            yield tbl
 
 
 def read_archive(

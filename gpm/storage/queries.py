@@ -202,13 +202,14 @@ class Queries:
                     self.archive_dir, "gpu_metrics", day * DAY, (day + 1) * DAY, ["ts"]
                 )
                 if first.num_rows:
-                    oldest = arch.epoch_seconds(first.column("ts"))[0]
+                    oldest = min(t for t in arch.epoch_seconds(first.column("ts")) if t is not None)
                     lo = oldest if lo is None else min(lo, oldest)
             if hi is None and days:
                 last = arch.read_archive(
                     self.archive_dir, "gpu_metrics", days[-1] * DAY, (days[-1] + 1) * DAY, ["ts"]
                 )
-                hi = arch.epoch_seconds(last.column("ts"))[-1] if last.num_rows else None
+                stamps = [t for t in arch.epoch_seconds(last.column("ts")) if t is not None]
+                hi = max(stamps) if stamps else None
         if lo is None or hi is None:
             return None
         return float(lo), float(hi)
