@@ -222,7 +222,7 @@ OUR_TABLES = frozenset(HISTORY_TABLES) | {
     "weekly_summaries",
     "weekly_archived",
     "meta",
-    rollup.TABLE,
+    *rollup.TABLES,
 }
 
 
@@ -255,7 +255,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
     rows here. Creating what is missing and adding absent columns covers every step.
     """
     had_rollup = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (rollup.TABLE,)
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (rollup.TABLES[0],)
     ).fetchone()
     with conn:
         for table in HISTORY_TABLES.values():
@@ -269,7 +269,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
         conn.execute("DROP INDEX IF EXISTS gpu_metrics_gpu_ts")  # version 2's narrower index
         for sql in _OTHER_TABLES + _INDEXES:
             conn.execute(sql)
-        conn.execute(rollup.create_sql())
+        for level in rollup.LEVELS:
+            conn.execute(rollup.create_sql(level))
         if not had_rollup:
             rollup.rebuild(conn)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

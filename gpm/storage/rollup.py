@@ -1,10 +1,12 @@
-"""Per-minute rollup of GPU metrics, so charts over hours or days read minutes, not polls.
+"""Rollups of GPU metrics, so charts over hours or days read minutes, not polls.
 
 ``gpu_metrics_1m`` holds, per GPU and UTC minute, the count, min, sum and max of each charted
-metric over the ``gpu_metrics`` rows of that minute still in SQLite. The writer upserts it in the
-transaction that inserts the raw rows and retention trims it with them, so it always equals an
-aggregate of the raw rows. A chart bucket reads whole minutes from the rollup and only the minutes
-that a bucket boundary cuts in two from raw rows, so every bucket is exactly what raw rows give.
+metric over the ``gpu_metrics`` rows of that minute still in SQLite; ``gpu_metrics_10s`` holds the
+same per 10-second slot. The writer upserts both in the transaction that inserts the raw rows
+and retention trims them with those rows, so they always equal an aggregate of the raw rows. A
+chart bucket reads whole minutes from the minute rollup; in a minute that a bucket boundary cuts
+in two it reads whole slots from the 10-second rollup, and only the cut slot from raw rows, so
+every bucket is exactly what raw rows give.
 """
 
 from __future__ import annotations
@@ -13,8 +15,26 @@ import math
 import sqlite3
 from dataclasses import dataclass
 
-TABLE = "gpu_metrics_1m"
-MINUTE = 60
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """One rollup table: rows per GPU and ``seconds``-long period, numbered by ``key``."""
+
+    table: str
+    key: str
+    seconds: int
+
+    @property
+    def period_sql(self) -> str:
+        # Exact: truncating to whole seconds first avoids rounding ts / seconds up.
+        return f"CAST(ts AS INTEGER) / {self.seconds}"
+
+
+MINUTES = Level("gpu_metrics_1m", "minute", 60)
+SLOTS = Level("gpu_metrics_10s", "slot", 10)
+LEVELS = (MINUTES, SLOTS)
+TABLES = tuple(level.table for level in LEVELS)
+MINUTE = MINUTES.seconds
 METRICS = (
     "utilization_percent",
     "memory_percent",
@@ -27,20 +47,18 @@ EXPR = {m: m for m in METRICS} | {
     "memory_percent": "100.0 * memory_used_bytes / NULLIF(memory_total_bytes, 0)",
 }
 PARTS = ("n", "min", "sum", "max")
-# The minute of a row, exact: truncating to whole seconds first avoids rounding ts / 60 up.
-MINUTE_SQL = "CAST(ts AS INTEGER) / 60"
 
 
 def column(metric: str, part: str) -> str:
     return f"{metric}_{part}"
 
 
-def create_sql() -> str:
+def create_sql(level: Level) -> str:
     # Aggregate columns have no declared type, so integer metrics keep integer min/sum/max.
     cols = ", ".join(column(m, p) for m in METRICS for p in PARTS)
     return (
-        f"CREATE TABLE IF NOT EXISTS {TABLE} (gpu_id INTEGER NOT NULL, minute INTEGER NOT NULL,"
-        f" {cols}, PRIMARY KEY (gpu_id, minute)) WITHOUT ROWID"
+        f"CREATE TABLE IF NOT EXISTS {level.table} (gpu_id INTEGER NOT NULL, "
+        f"{level.key} INTEGER NOT NULL, {cols}, PRIMARY KEY (gpu_id, {level.key})) WITHOUT ROWID"
     )
 
 
@@ -74,11 +92,12 @@ def _merge(metric: str) -> str:
     )
 
 
-_UPSERT = (
-    f"INSERT INTO {TABLE} SELECT gpu_id, {MINUTE_SQL} AS minute, {raw_aggregates()}"
-    " FROM gpu_metrics WHERE {where} GROUP BY gpu_id, minute"
-    " ON CONFLICT (gpu_id, minute) DO UPDATE SET " + ", ".join(_merge(m) for m in METRICS)
-)
+def _upsert(level: Level, where: str) -> str:
+    return (
+        f"INSERT INTO {level.table} SELECT gpu_id, {level.period_sql} AS period, "
+        f"{raw_aggregates()} FROM gpu_metrics WHERE {where} GROUP BY gpu_id, period "
+        f"ON CONFLICT (gpu_id, {level.key}) DO UPDATE SET " + ", ".join(_merge(m) for m in METRICS)
+    )
 
 
 def last_rowid(conn: sqlite3.Connection) -> int:
@@ -86,32 +105,38 @@ def last_rowid(conn: sqlite3.Connection) -> int:
 
 
 def add_rows_after(conn: sqlite3.Connection, rowid: int) -> None:
-    """Fold the gpu_metrics rows inserted after ``rowid`` into the rollup (same transaction)."""
-    conn.execute(_UPSERT.format(where="rowid > ?"), (rowid,))
+    """Fold the gpu_metrics rows inserted after ``rowid`` into the rollups (same transaction)."""
+    for level in LEVELS:
+        conn.execute(_upsert(level, "rowid > ?"), (rowid,))
 
 
 def rebuild(conn: sqlite3.Connection) -> None:
-    """Recompute the whole rollup from the raw rows (schema migration)."""
-    conn.execute(f"DELETE FROM {TABLE}")
-    conn.execute(_UPSERT.format(where="true"))
+    """Recompute the rollups from the raw rows (schema migration)."""
+    for level in LEVELS:
+        conn.execute(f"DELETE FROM {level.table}")
+        conn.execute(_upsert(level, "true"))
 
 
 def trim(conn: sqlite3.Connection, cutoff: float) -> None:
-    """After retention deleted raw rows older than ``cutoff``: drop the minutes up to it and
-    recount them from the raw rows that stayed (the rest of a cut minute, rows written late)."""
-    first_kept = math.ceil(cutoff / MINUTE)
-    conn.execute(f"DELETE FROM {TABLE} WHERE minute < ?", (first_kept,))
-    conn.execute(_UPSERT.format(where="ts < ?"), (first_kept * MINUTE,))
+    """After retention deleted raw rows older than ``cutoff``: drop the periods up to it and
+    recount them from the raw rows that stayed (the rest of a cut period, rows written late)."""
+    for level in LEVELS:
+        first_kept = math.ceil(cutoff / level.seconds)
+        conn.execute(f"DELETE FROM {level.table} WHERE {level.key} < ?", (first_kept,))
+        conn.execute(_upsert(level, "ts < ?"), (first_kept * level.seconds,))
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """How to read [start, end): minutes [lo, hi) from the rollup except ``split``, which are
-    read from raw rows because a bucket boundary or the range's edge falls inside them."""
+    """How to read [start, end): minutes [lo, hi) from the minute rollup except ``cut``; within
+    those, the 10-second ``slots`` from the slot rollup and ``raw`` slots from raw rows, because
+    a bucket boundary or the range's edge falls inside them."""
 
     lo: int
     hi: int
-    split: tuple[int, ...]
+    cut: tuple[int, ...]
+    slots: tuple[int, ...]
+    raw: tuple[int, ...]
 
 
 def plan(start: float, end: float, origin: float, width: float, points: int | None) -> Plan | None:
@@ -125,15 +150,15 @@ def plan(start: float, end: float, origin: float, width: float, points: int | No
         b = int((x - origin) / width)
         return b if points is None else min(max(b, 0), points - 1)
 
-    def whole(m: int) -> bool:
-        # Rows of minute m have m*60 <= ts < (m+1)*60, and bucket() never decreases with ts.
-        return bucket(m * MINUTE) == bucket(math.nextafter((m + 1) * MINUTE, -math.inf))
+    def whole(first: float, seconds: int) -> bool:
+        # Rows of the period have first <= ts < first + seconds; bucket() never decreases.
+        return bucket(first) == bucket(math.nextafter(first + seconds, -math.inf))
 
-    split = set()
+    cut = set()
     if lo * MINUTE < start:
-        split.add(lo)
+        cut.add(lo)
     if hi * MINUTE > end:
-        split.add(hi - 1)
+        cut.add(hi - 1)
     for k in range(
         int((lo * MINUTE - origin) / width) + 1, int((hi * MINUTE - origin) / width) + 1
     ):
@@ -142,7 +167,16 @@ def plan(start: float, end: float, origin: float, width: float, points: int | No
         edge = origin + k * width
         near = math.floor(edge / MINUTE)
         nearby = (near - 1, near, near + 1) if edge % MINUTE < 1 or edge % MINUTE > 59 else (near,)
-        split.update(m for m in nearby if lo <= m < hi and not whole(m))
-    if 2 * len(split) > hi - lo:
+        cut.update(m for m in nearby if lo <= m < hi and not whole(m * MINUTE, MINUTE))
+    if 2 * len(cut) > hi - lo:
         return None
-    return Plan(lo, hi, tuple(sorted(split)))
+    slots: list[int] = []
+    raw: list[int] = []
+    step = SLOTS.seconds
+    for m in sorted(cut):
+        for first in range(m * MINUTE, (m + 1) * MINUTE, step):
+            if first + step <= start or first >= end:
+                continue
+            inside = start <= first and first + step <= end
+            (slots if inside and whole(first, step) else raw).append(first // step)
+    return Plan(lo, hi, tuple(sorted(cut)), tuple(slots), tuple(raw))

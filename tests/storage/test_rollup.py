@@ -92,34 +92,35 @@ def _assert_chart_matches(
             assert got["avg"] == (pytest.approx(total / n, rel=1e-12) if n else None)
 
 
-def _rollup_rows(path: Path) -> list[tuple[Any, ...]]:
+def _rollup_rows(path: Path, level: rollup.Level) -> list[tuple[Any, ...]]:
     conn = sqlite3.connect(path)
     try:
-        return conn.execute(f"SELECT * FROM {rollup.TABLE} ORDER BY gpu_id, minute").fetchall()
+        return conn.execute(f"SELECT * FROM {level.table} ORDER BY 1, 2").fetchall()
     finally:
         conn.close()
 
 
-def _rebuilt(path: Path) -> list[tuple[Any, ...]]:
-    """What the rollup should hold: the raw rows aggregated from scratch."""
+def _rebuilt(path: Path, level: rollup.Level) -> list[tuple[Any, ...]]:
+    """What a rollup should hold: the raw rows aggregated from scratch."""
     conn = sqlite3.connect(path)
     try:
-        conn.execute(f"CREATE TEMP TABLE fresh AS SELECT * FROM {rollup.TABLE} WHERE false")
+        conn.execute(f"CREATE TEMP TABLE fresh AS SELECT * FROM {level.table} WHERE false")
         conn.execute(
-            f"INSERT INTO fresh SELECT gpu_id, {rollup.MINUTE_SQL} AS minute, "
-            f"{rollup.raw_aggregates()} FROM gpu_metrics GROUP BY gpu_id, minute"
+            f"INSERT INTO fresh SELECT gpu_id, {level.period_sql} AS period, "
+            f"{rollup.raw_aggregates()} FROM gpu_metrics GROUP BY gpu_id, period"
         )
-        return conn.execute("SELECT * FROM fresh ORDER BY gpu_id, minute").fetchall()
+        return conn.execute("SELECT * FROM fresh ORDER BY 1, 2").fetchall()
     finally:
         conn.close()
 
 
 def _same_rollup(path: Path) -> None:
-    have, want = _rollup_rows(path), _rebuilt(path)
-    assert [r[:2] for r in have] == [r[:2] for r in want]
-    for a, b in zip(have, want, strict=True):
-        for x, y in zip(a, b, strict=True):  # sums may differ in the last bit (addition order)
-            assert x == (y if y is None else pytest.approx(y, rel=1e-12)), (a, b)
+    for level in rollup.LEVELS:
+        have, want = _rollup_rows(path, level), _rebuilt(path, level)
+        assert have and [r[:2] for r in have] == [r[:2] for r in want]
+        for a, b in zip(have, want, strict=True):
+            for x, y in zip(a, b, strict=True):  # sums may differ in the last bit (order)
+                assert x == (y if y is None else pytest.approx(y, rel=1e-12)), (a, b)
 
 
 def _ranges(rng: random.Random, lo: float, hi: float) -> list[tuple[float, float, int]]:
@@ -192,7 +193,7 @@ def test_writer_keeps_the_rollup_in_step(tmp_path: Path) -> None:
         assert w.flush()
     finally:
         w.close()
-    rows = _rollup_rows(db)
+    rows = _rollup_rows(db, rollup.MINUTES)
     assert sum(r[2] for r in rows) == 200  # utilization_percent_n over every minute
     _same_rollup(db)
 
@@ -205,7 +206,8 @@ def test_migration_builds_the_rollup_from_existing_rows(tmp_path: Path) -> None:
     open_database(db).close()
     conn = sqlite3.connect(db)
     conn.executescript(
-        f"DROP TABLE {rollup.TABLE}; DROP INDEX gpu_metrics_gpu_ts_values;"
+        "DROP TABLE gpu_metrics_1m; DROP TABLE gpu_metrics_10s;"
+        "DROP INDEX gpu_metrics_gpu_ts_values;"
         "CREATE INDEX gpu_metrics_gpu_ts ON gpu_metrics (gpu_id, ts); PRAGMA user_version = 2;"
     )
     marks = ", ".join("?" * len(gpu_row(samples[0])))
@@ -235,7 +237,8 @@ def test_rollup_chart_across_the_archive_boundary(tmp_path: Path) -> None:
     report = run_retention(db, arch, retention_days=1, archive=True, now=cutoff + DAY)
     assert report.archived["gpu_metrics"] > 0 and (arch / "gpu_metrics").is_dir()
     _same_rollup(db)
-    assert _rollup_rows(db)[0][1] == math.floor(cutoff / 60)
+    for level in rollup.LEVELS:  # nothing older than the cut period is left
+        assert _rollup_rows(db, level)[0][1] >= math.floor(cutoff / level.seconds)
     q = Queries(db, arch)
     for start, end, points in _ranges(rng, MONDAY + DAY - 3 * HOUR, MONDAY + DAY + 3 * HOUR):
         _assert_chart_matches(q, samples, 1, start, end, points)
@@ -247,9 +250,11 @@ def test_plan_reads_raw_rows_only_where_a_boundary_cuts_a_minute() -> None:
     start = MONDAY
     p = rollup.plan(start, start + DAY, start, DAY / 500, 500)
     assert p is not None and (p.lo, p.hi) == (start / 60, (start + DAY) / 60)
-    assert 0 < len(p.split) <= 499
+    assert 0 < len(p.cut) <= 499 and len(p.raw) == len(p.cut)  # one cut slot per cut minute
+    assert len(p.slots) == 5 * len(p.cut)
     # Hourly heatmap buckets fall on minute edges: nothing to read raw.
     p = rollup.plan(start + 7.5, start + 5 * HOUR, 0.0, HOUR, None)
-    assert p is not None and p.split == (start / 60,)
+    assert p is not None and p.cut == (start / 60,)
+    assert p.raw == (start / 10,) and len(p.slots) == 5
     # Buckets under a minute wide: raw rows only.
     assert rollup.plan(start, start + 600, start, 10.0, 60) is None
