@@ -64,6 +64,18 @@ class _Agg:
         self.lo = lo if self.lo is None else min(self.lo, lo)
         self.hi = hi if self.hi is None else max(self.hi, hi)
 
+    @classmethod
+    def merged(cls, aggs: list[_Agg]) -> _Agg:
+        """One aggregate of non-empty ones (a whole range's stats from its buckets)."""
+        if not aggs:
+            return cls()
+        return cls(
+            sum(a.n for a in aggs),
+            min(a.lo for a in aggs if a.lo is not None),
+            sum(a.total for a in aggs),
+            max(a.hi for a in aggs if a.hi is not None),
+        )
+
     @property
     def avg(self) -> float | None:
         return self.total / self.n if self.n else None
@@ -287,7 +299,7 @@ class Queries:
         """Rows (gpu_id, bucket, then count, min, sum, max per metric) from SQLite."""
         gpu = ("", ()) if gpu_id is None else (" AND gpu_id = ?", (gpu_id,))
         raw = f"gpu_id, CAST((ts - ?) / ? AS INTEGER) AS b, {rollup.raw_aggregates(metrics)}"
-        plan = rollup.plan(start, end, origin, width, points)
+        plan = rollup.plan(start, end, origin, width)
         if plan is None:
             sql = (
                 f"SELECT {raw} FROM gpu_metrics WHERE ts >= ? AND ts < ?{gpu[0]} GROUP BY gpu_id, b"
@@ -338,16 +350,10 @@ class Queries:
         tenth = max(points // 10, 1)
         stats: Dict = {}
         for m in METRICS:
-            whole, last, prior = _Agg(), _Agg(), _Agg()
-            for b, aggs in buckets.items():
-                a = aggs.get(m)
-                if a is None:
-                    continue
-                whole.add(a.n, a.lo, a.total, a.hi)
-                if b >= points - tenth:
-                    last.add(a.n, a.lo, a.total, a.hi)
-                elif b >= points - 2 * tenth:
-                    prior.add(a.n, a.lo, a.total, a.hi)
+            filled = [(b, a) for b, aggs in buckets.items() if (a := aggs.get(m)) and a.n]
+            whole = _Agg.merged([a for _, a in filled])
+            last = _Agg.merged([a for b, a in filled if b >= points - tenth])
+            prior = _Agg.merged([a for b, a in filled if points - 2 * tenth <= b < points - tenth])
             trend = None
             if last.avg is not None and prior.avg:
                 trend = 100.0 * (last.avg - prior.avg) / prior.avg

@@ -139,20 +139,20 @@ class Plan:
     raw: tuple[int, ...]
 
 
-def plan(start: float, end: float, origin: float, width: float, points: int | None) -> Plan | None:
-    """The rollup plan for buckets ``int((ts - origin) / width)`` (clamped to ``points`` when
-    given), or None when buckets are so narrow that raw rows are cheaper."""
+def plan(start: float, end: float, origin: float, width: float) -> Plan | None:
+    """The rollup plan for buckets ``int((ts - origin) / width)`` (callers may clamp them), or
+    None when buckets are so narrow that raw rows are cheaper."""
     lo, hi = math.floor(start / MINUTE), math.ceil(end / MINUTE)
     if hi <= lo or width < MINUTE:
         return None
 
-    def bucket(x: float) -> int:
-        b = int((x - origin) / width)
-        return b if points is None else min(max(b, 0), points - 1)
+    below, nextafter = -math.inf, math.nextafter
 
     def whole(first: float, seconds: int) -> bool:
-        # Rows of the period have first <= ts < first + seconds; bucket() never decreases.
-        return bucket(first) == bucket(math.nextafter(first + seconds, -math.inf))
+        # Rows of the period have first <= ts < first + seconds, and the bucket never decreases
+        # with ts. Unclamped buckets only make this stricter at the range's ends (still exact).
+        last = nextafter(first + seconds, below)
+        return int((first - origin) / width) == int((last - origin) / width)
 
     cut = set()
     if lo * MINUTE < start:

@@ -143,7 +143,7 @@ def test_rollup_chart_equals_raw_rows_on_random_data(tmp_path: Path) -> None:
     q = Queries(db, None)
     planned = 0
     for start, end, points in _ranges(rng, MONDAY, MONDAY + 6 * HOUR):
-        planned += rollup.plan(start, end, start, (end - start) / points, points) is not None
+        planned += rollup.plan(start, end, start, (end - start) / points) is not None
         for g in GPUS:
             _assert_chart_matches(q, samples, g, start, end, points)
     assert planned >= 5  # most ranges went through the rollup
@@ -248,13 +248,13 @@ def test_rollup_chart_across_the_archive_boundary(tmp_path: Path) -> None:
 def test_plan_reads_raw_rows_only_where_a_boundary_cuts_a_minute() -> None:
     # 24 h in 500 buckets of 172.8 s: one cut minute per boundary, the edges are whole minutes.
     start = MONDAY
-    p = rollup.plan(start, start + DAY, start, DAY / 500, 500)
+    p = rollup.plan(start, start + DAY, start, DAY / 500)
     assert p is not None and (p.lo, p.hi) == (start / 60, (start + DAY) / 60)
     assert 0 < len(p.cut) <= 499 and len(p.raw) == len(p.cut)  # one cut slot per cut minute
     assert len(p.slots) == 5 * len(p.cut)
     # Hourly heatmap buckets fall on minute edges: nothing to read raw.
-    p = rollup.plan(start + 7.5, start + 5 * HOUR, 0.0, HOUR, None)
+    p = rollup.plan(start + 7.5, start + 5 * HOUR, 0.0, HOUR)
     assert p is not None and p.cut == (start / 60,)
     assert p.raw == (start / 10,) and len(p.slots) == 5
     # Buckets under a minute wide: raw rows only.
-    assert rollup.plan(start, start + 600, start, 10.0, 60) is None
+    assert rollup.plan(start, start + 600, start, 10.0) is None
