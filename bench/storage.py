@@ -1,7 +1,9 @@
 """Storage benchmark: build a week of history for 8 GPUs and time the paths that matter.
 
-Prints insert throughput, bytes per GPU per day in SQLite and in Parquet, chart query times and
-the writer thread's CPU while keeping up with 8 GPUs polled every 0.5 s.
+Prints insert throughput, bytes per GPU per day in SQLite and in Parquet, chart, historical and
+heatmap query times (ending on a minute edge and mid-minute, as a live ``now`` does), the weekly
+summary refresh and retention times, and the writer thread's CPU while keeping up with 8 GPUs
+polled every 0.5 s.
 
     .venv/bin/python bench/storage.py [--days 7] [--gpus 8] [--keep PATH]
 
@@ -24,6 +26,7 @@ from gpm.model import GpuSample, Snapshot
 from gpm.storage.archive import run_retention
 from gpm.storage.db import open_database
 from gpm.storage.queries import Queries
+from gpm.storage.summaries import refresh_weekly_summaries
 from gpm.storage.writer import Writer, gpu_row, insert_rows
 
 DAY = 86400.0
@@ -156,11 +159,19 @@ def main() -> None:
         print(f"sqlite: {db.stat().st_size / gpu_days / 1e6:.2f} MB per GPU per day")
         end = START + args.days * DAY
         q = Queries(db, archive)
-        print(f"chart 24 h, 500 points: {timed(q.chart, 0, end - DAY, end, 500):.1f} ms")
-        print(
-            f"chart 7 d, 500 points: {timed(q.chart, 0, end - 7 * DAY, end, 500, repeat=2):.1f} ms"
-        )
-        print(f"historical 24 h, all GPUs: {timed(q.historical, end - DAY, end, None, 500):.1f} ms")
+        for label, stop in (("", end), (", mid-minute end", end - 17.3)):
+            for span, name in ((DAY, "24 h"), (7 * DAY, "7 d")):
+                ms = timed(q.chart, 0, stop - span, stop, 500)
+                print(f"chart {name}, 500 points{label}: {ms:.1f} ms")
+        for span, name in ((DAY, "24 h"), (7 * DAY, "7 d")):
+            ms = timed(q.historical, end - span, end, None, 500, repeat=3)
+            print(f"historical {name}, all GPUs: {ms:.1f} ms")
+        print(f"heatmap 7 d: {timed(q.heatmap, 0, end - 7 * DAY, end):.1f} ms")
+        conn = open_database(db)
+        t0 = time.perf_counter()
+        refresh_weekly_summaries(conn, now=end)
+        print(f"weekly summary refresh alone: {time.perf_counter() - t0:.1f} s")
+        conn.close()
         t0 = time.perf_counter()
         report = run_retention(db, archive, retention_days=args.days - 1, archive=True, now=end)
         secs = time.perf_counter() - t0
