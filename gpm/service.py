@@ -77,11 +77,18 @@ def bind_sockets(host: str, ports: list[int], what: str) -> list[socket.socket]:
 
 class Service:
     def __init__(
-        self, config: Config, *, demo: bool = False, clock: Callable[[], float] = time.time
+        self,
+        config: Config,
+        *,
+        demo: bool = False,
+        clock: Callable[[], float] = time.time,
+        source: GpuSource | None = None,
     ) -> None:
+        """``source`` replaces the one the config would open (for tests and embedding)."""
         self.config = config
         self.demo = demo
         self.clock = clock
+        self._given_source = source
         self.state = LiveState()
         self.hub = Broadcaster()
         self.ready = asyncio.Event()
@@ -99,7 +106,7 @@ class Service:
         except DatabaseError as exc:
             raise StartupError(str(exc)) from None
         self.queries = Queries(cfg.database_path, cfg.storage.archive_dir)
-        self.source: GpuSource = open_gpu_source(
+        self.source: GpuSource = self._given_source or open_gpu_source(
             cfg.gpu, demo=self.demo, logger=logging.getLogger("gpm.gpu")
         )
         self.tracker = ProcessTracker(rules=cfg.classifier.rules, clock=self.clock)
@@ -136,6 +143,7 @@ class Service:
         while t < now:
             self.writer.add_snapshot(self.source.poll(t))
             t += step
+        self.writer.flush(30)  # the charts have their past before the API answers
 
     async def _start_parts(self) -> None:
         cfg = self.config
