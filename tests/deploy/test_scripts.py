@@ -192,3 +192,41 @@ def test_bad_gpm_bin_is_a_clear_error(env: Env, tmp_path: Path) -> None:
 def test_scripts_are_bash_clean(script: Path) -> None:
     assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
     assert os.access(script, os.X_OK)
+
+
+def test_real_gpm_in_the_background_and_stopped_cleanly(tmp_path: Path) -> None:
+    """The scripts with the real service (``--demo``): started detached, then nothing left."""
+    gpm = Path(sys.executable).with_name("gpm")
+    if not gpm.exists():
+        pytest.skip(f"no gpm script next to {sys.executable}")
+    port = free_port()
+    data = tmp_path / "data"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("GPM_")},
+        "HOME": str(tmp_path / "home"),
+        "GPM_BIN": str(gpm),
+        "GPM_SERVICE_DATA_DIR": str(data),
+        "GPM_API_PORT": str(port),
+        "GPM_API_DASHBOARD_PORT": str(free_port()),
+        "GPM_TELEMETRY_METRICS_PORT": str(free_port()),
+        "GPM_OLLAMA_PROXY_PORT": str(free_port()),
+        "GPM_TELEMETRY_ENABLE_OPENTELEMETRY": "false",
+        "GPM_START_TIMEOUT": "60",
+    }
+
+    def run(script: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", str(script), *args], env=env, capture_output=True,
+                              text=True, timeout=90, check=False)  # fmt: skip
+
+    started = run(START, "--background", "--demo")
+    assert started.returncode == 0, started.stdout + started.stderr
+    pid = int((data / "gpm.pid").read_text().split()[0])
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/info", timeout=5) as resp:
+        assert json.load(resp)["simulated"] is True
+    children = psutil.Process(pid).children(recursive=True)
+    stopped = run(STOP)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert "SIGKILL" not in stopped.stderr
+    assert gone(pid) and all(gone(c.pid) for c in children)
+    assert "GPM stopped" in (data / "gpm.log").read_text()
+    assert not (data / "gpm.pid").exists()
