@@ -74,6 +74,19 @@ def mark_error(session: LlmSession, message: str) -> None:
     session.error = message
 
 
+def read_object(data: bytes, session: LlmSession) -> tuple[dict[str, Any] | None, bool]:
+    """The JSON object in ``data`` (None if it is not one) and whether it was an error reply,
+    which is then recorded on the session."""
+    obj = parse_json(data)
+    if not isinstance(obj, dict):
+        return None, False
+    message = error_message(obj)
+    if message is not None:
+        mark_error(session, message)
+        return None, True
+    return obj, False
+
+
 def _ms(ns: int | None) -> float | None:
     return None if ns is None else ns / 1e6
 
@@ -125,25 +138,19 @@ class OllamaDialect:
     def line(self, line: bytes, session: LlmSession, parse_all: bool) -> Chunk:
         if not parse_all and (_NOT_DONE[0] in line or _NOT_DONE[1] in line):
             return ROUTINE
-        obj = parse_json(line)
-        if not isinstance(obj, dict):
-            return IGNORED
-        message = error_message(obj)
-        if message is not None:
-            mark_error(session, message)
+        obj, failed = read_object(line, session)
+        if failed:
             return END
+        if obj is None:
+            return IGNORED
         done = obj.get("done") is True
         if done:
             self._final(obj, session)
         return Chunk(True, _content(obj), done)
 
     def body(self, data: bytes, session: LlmSession) -> str | None:
-        obj = parse_json(data)
-        if not isinstance(obj, dict):
-            return None
-        message = error_message(obj)
-        if message is not None:
-            mark_error(session, message)
+        obj, _ = read_object(data, session)
+        if obj is None:
             return None
         self._final(obj, session)
         return _content(obj)

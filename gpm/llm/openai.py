@@ -15,9 +15,7 @@ from gpm.llm.ollama import (
     ROUTINE,
     Chunk,
     count,
-    error_message,
-    mark_error,
-    parse_json,
+    read_object,
     read_request_common,
 )
 from gpm.model import LlmSession
@@ -51,24 +49,18 @@ class OpenAiDialect:
             and not any(mark in payload for mark in _MATTERS)
         ):
             return ROUTINE
-        obj = parse_json(payload)
-        if not isinstance(obj, dict):
-            return IGNORED
-        message = error_message(obj)
-        if message is not None:
-            mark_error(session, message)
+        obj, failed = read_object(payload, session)
+        if failed:
             return END
+        if obj is None:
+            return IGNORED
         if "choices" in obj:
             return self._chat_chunk(obj, session)
         return self._anthropic_event(obj, session)
 
     def body(self, data: bytes, session: LlmSession) -> str | None:
-        obj = parse_json(data)
-        if not isinstance(obj, dict):
-            return None
-        message = error_message(obj)
-        if message is not None:
-            mark_error(session, message)
+        obj, _ = read_object(data, session)
+        if obj is None:
             return None
         _usage(obj.get("usage"), session)
         choices = obj.get("choices")
