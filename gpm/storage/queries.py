@@ -88,6 +88,35 @@ Buckets = dict[int, dict[int, dict[str, _Agg]]]  # gpu_id -> bucket -> metric ->
 _HOUR = 3600.0
 
 
+_MINUTE = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Grid:
+    """The buckets of a chart: ``count`` buckets of ``width`` seconds from ``origin``."""
+
+    start: float
+    end: float
+    origin: float
+    width: float
+    count: int
+
+    @classmethod
+    def of(cls, start: float, end: float, points: int) -> Grid:
+        """At most ``points`` buckets over [start, end). Buckets of a minute or more are widened
+        to whole minutes on minute boundaries (as a Grafana step would be), so that they are
+        read from the minute rollup alone instead of being cut mid-minute; when that would need
+        more than ``points`` buckets, the plain grid from ``start`` is kept."""
+        width = (end - start) / points
+        if width > _MINUTE:
+            snapped = math.ceil(width / _MINUTE) * _MINUTE
+            origin = math.floor(start / _MINUTE) * _MINUTE
+            count = math.ceil((end - origin) / snapped)
+            if count <= points:
+                return cls(start, end, origin, snapped, count)
+        return cls(start, end, start, width, points)
+
+
 class Queries:
     """Read-only history queries; see the module docstring."""
 
@@ -248,8 +277,10 @@ class Queries:
 
     # -- time series ------------------------------------------------------------------------
 
-    def _buckets(self, gpu_id: int | None, start: float, end: float, points: int) -> Buckets:
-        return self._aggregate(gpu_id, start, end, start, (end - start) / points, points, METRICS)
+    def _buckets(self, gpu_id: int | None, grid: Grid) -> Buckets:
+        return self._aggregate(
+            gpu_id, grid.start, grid.end, grid.origin, grid.width, grid.count, METRICS
+        )
 
     def _aggregate(
         self,
@@ -341,12 +372,16 @@ class Queries:
 
     def chart(self, gpu_id: int, start: float, end: float, points: int = 500) -> Dict:
         """Bucketed min/avg/max per metric plus range stats (``/api/chart``, epoch seconds)."""
-        width = (end - start) / points
-        buckets = self._buckets(gpu_id, start, end, points).get(gpu_id, {})
+        grid = Grid.of(start, end, points)
+        buckets = self._buckets(gpu_id, grid).get(gpu_id, {})
         series = [
-            {"timestamp": start + b * width, **{m: aggs.get(m, _Agg()).as_dict() for m in METRICS}}
+            {
+                "timestamp": grid.origin + b * grid.width,
+                **{m: aggs.get(m, _Agg()).as_dict() for m in METRICS},
+            }
             for b, aggs in sorted(buckets.items())
         ]
+        points = grid.count
         tenth = max(points // 10, 1)
         stats: Dict = {}
         for m in METRICS:
@@ -362,7 +397,7 @@ class Queries:
             "gpu_id": gpu_id,
             "start": start,
             "end": end,
-            "bucket_seconds": width,
+            "bucket_seconds": grid.width,
             "metrics": list(METRICS),
             "points": series,
             "stats": stats,
@@ -372,19 +407,19 @@ class Queries:
         self, start: float, end: float, gpu_id: int | None = None, points: int = 500
     ) -> Dict:
         """Bucket averages per GPU (``/api/historical``, epoch seconds)."""
-        width = (end - start) / points
+        grid = Grid.of(start, end, points)
         gpus = [
             {
                 "gpu_id": g,
                 "points": [
                     {
-                        "timestamp": start + b * width,
+                        "timestamp": grid.origin + b * grid.width,
                         **{m: aggs[m].avg if m in aggs else None for m in METRICS},
                     }
                     for b, aggs in sorted(buckets.items())
                 ],
             }
-            for g, buckets in sorted(self._buckets(gpu_id, start, end, points).items())
+            for g, buckets in sorted(self._buckets(gpu_id, grid).items())
         ]
         return {"start": start, "end": end, "gpus": gpus}
 

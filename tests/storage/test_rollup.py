@@ -14,7 +14,7 @@ from gpm.model import GpuSample
 from gpm.storage import rollup
 from gpm.storage.archive import run_retention
 from gpm.storage.db import SCHEMA_VERSION, open_database
-from gpm.storage.queries import Queries
+from gpm.storage.queries import Grid, Queries
 from gpm.storage.rollup import METRICS
 from gpm.storage.writer import Writer, gpu_row
 
@@ -56,13 +56,14 @@ def _value(s: GpuSample, metric: str) -> Any:
 def _reference(
     samples: list[GpuSample], gpu_id: int, start: float, end: float, points: int
 ) -> dict[int, dict[str, tuple[int, Any, float, Any]]]:
-    """(count, min, sum, max) per bucket and metric, straight from the samples in Python."""
-    width = (end - start) / points
+    """(count, min, sum, max) per bucket of the chart's grid and metric, straight from the
+    samples in Python."""
+    grid = Grid.of(start, end, points)
     out: dict[int, dict[str, list[Any]]] = {}
     for s in samples:
         if s.gpu_id != gpu_id or not start <= s.timestamp < end:
             continue
-        b = min(max(int((s.timestamp - start) / width), 0), points - 1)
+        b = min(max(int((s.timestamp - grid.origin) / grid.width), 0), grid.count - 1)
         per = out.setdefault(b, {m: [0, None, 0.0, None] for m in METRICS})
         for m in METRICS:
             v = _value(s, m)
@@ -81,10 +82,13 @@ def _assert_chart_matches(
 ) -> None:
     chart = q.chart(gpu_id, start, end, points)
     ref = _reference(samples, gpu_id, start, end, points)
-    width = (end - start) / points
-    assert [p["timestamp"] for p in chart["points"]] == [start + b * width for b in sorted(ref)]
+    grid = Grid.of(start, end, points)
+    assert grid.count <= points
+    assert chart["bucket_seconds"] == grid.width
+    want_times = [grid.origin + b * grid.width for b in sorted(ref)]
+    assert [p["timestamp"] for p in chart["points"]] == want_times
     for p in chart["points"]:
-        want = ref[round((p["timestamp"] - start) / width)]
+        want = ref[round((p["timestamp"] - grid.origin) / grid.width)]
         for m in METRICS:
             n, lo, total, hi = want[m]
             got = p[m]
@@ -258,3 +262,21 @@ def test_plan_reads_raw_rows_only_where_a_boundary_cuts_a_minute() -> None:
     assert p.raw == (start / 10,) and len(p.slots) == 5
     # Buckets under a minute wide: raw rows only.
     assert rollup.plan(start, start + 600, start, 10.0) is None
+
+
+@pytest.mark.parametrize(
+    ("hours", "points", "width", "snapped"),
+    [(24, 500, 180.0, True), (168, 500, 1260.0, True), (1, 500, 7.2, False), (1, 60, 60.0, False)],
+)
+def test_chart_grid_snaps_wide_buckets_to_whole_minutes(
+    hours: int, points: int, width: float, snapped: bool
+) -> None:
+    start = MONDAY + 17.25  # not on a minute
+    grid = Grid.of(start, start + hours * HOUR, points)
+    assert grid.width == pytest.approx(width)
+    assert grid.count <= points
+    assert grid.origin + grid.count * grid.width >= grid.end
+    if snapped:
+        assert grid.origin % 60 == 0 and grid.origin <= start < grid.origin + 60
+    else:
+        assert grid.origin == start and grid.count == points
