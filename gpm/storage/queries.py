@@ -258,22 +258,25 @@ class Queries:
     def gpu_ids(self) -> list[tuple[int, str | None, str | None]]:
         """Every GPU id in the database with its newest uuid and name."""
         conn = self._conn()
-        ids = [
-            r[0]
-            for r in conn.execute(
-                "WITH RECURSIVE g(id) AS (SELECT MIN(gpu_id) FROM gpu_metrics UNION ALL "
-                "SELECT (SELECT MIN(gpu_id) FROM gpu_metrics WHERE gpu_id > g.id) FROM g "
-                "WHERE g.id IS NOT NULL) SELECT id FROM g WHERE id IS NOT NULL"
-            )
-        ]
         out = []
-        for gid in ids:
+        for gid in self._ids():
             r = conn.execute(
                 "SELECT uuid, name FROM gpu_metrics WHERE gpu_id = ? ORDER BY ts DESC LIMIT 1",
                 (gid,),
             ).fetchone()
             out.append((int(gid), r[0], r[1]))
         return out
+
+    def _ids(self) -> list[int]:
+        """GPU ids in SQLite: a skip-scan of the (gpu_id, ts) index, one seek per GPU."""
+        return [
+            int(r[0])
+            for r in self._conn().execute(
+                "WITH RECURSIVE g(id) AS (SELECT MIN(gpu_id) FROM gpu_metrics UNION ALL "
+                "SELECT (SELECT MIN(gpu_id) FROM gpu_metrics WHERE gpu_id > g.id) FROM g "
+                "WHERE g.id IS NOT NULL) SELECT id FROM g WHERE id IS NOT NULL"
+            )
+        ]
 
     # -- time series ------------------------------------------------------------------------
 
@@ -328,7 +331,13 @@ class Queries:
         metrics: tuple[str, ...],
     ) -> list[sqlite3.Row]:
         """Rows (gpu_id, bucket, then count, min, sum, max per metric) from SQLite."""
-        gpu = ("", ()) if gpu_id is None else (" AND gpu_id = ?", (gpu_id,))
+        if gpu_id is None:  # one indexed pass per GPU: the rollups' keys lead with gpu_id
+            return [
+                row
+                for g in self._ids()
+                for row in self._sqlite_buckets(g, start, end, origin, width, points, metrics)
+            ]
+        gpu = (" AND gpu_id = ?", (gpu_id,))
         raw = f"gpu_id, CAST((ts - ?) / ? AS INTEGER) AS b, {rollup.raw_aggregates(metrics)}"
         plan = rollup.plan(start, end, origin, width)
         if plan is None:
