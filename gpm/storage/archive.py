@@ -22,7 +22,12 @@ from typing import TYPE_CHECKING
 
 from gpm.storage import rollup
 from gpm.storage.db import HISTORY_TABLES, Table, open_database
-from gpm.storage.summaries import DAY, keep_archived_figures, refresh_weekly_summaries
+from gpm.storage.summaries import (
+    DAY,
+    forget_deleted_rows,
+    keep_archived_figures,
+    refresh_weekly_summaries,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -209,6 +214,7 @@ def run_retention(
                     (report.cutoff, last[table.name]),
                 )
                 report.deleted[table.name] = cur.rowcount
+            forget_deleted_rows(conn)
             rollup.trim(conn, report.cutoff)
             if archive and any(report.archived.values()):
                 conn.execute(
