@@ -212,3 +212,14 @@ def test_rows_archived_before_any_refresh_saw_them_still_count(tmp_path: Path) -
     ).fetchone()
     assert w48 == (2,)  # session 1 (archived) and session 3 (a reused rowid)
     conn.close()
+
+
+def test_a_process_running_over_a_week_boundary_fills_the_old_week(tmp_path: Path) -> None:
+    conn = open_database(tmp_path / "gpm.db")
+    _insert(conn, ([], [], [process_event(MONDAY - DAY, "start", workload=Workload.GAMING)]))
+    refresh_weekly_summaries(conn, now=MONDAY - DAY + HOUR)
+    refresh_weekly_summaries(conn, now=MONDAY + HOUR)  # no new rows, but W47 has grown
+    work = dict(conn.execute("SELECT week, workload_seconds FROM weekly_summaries"))
+    assert json.loads(work["2026-W47"]) == {"gaming": DAY}
+    assert json.loads(work["2026-W48"]) == {"gaming": HOUR}
+    conn.close()
