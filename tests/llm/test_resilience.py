@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import socket
+import time
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -61,9 +62,12 @@ async def test_backend_dropping_the_stream_truncates_the_client_reply(px: Proxie
     assert "broke off" in s.error
 
 
-async def _until(check: object) -> None:
+async def _until(check: object, timeout: float = 10.0) -> None:
+    """Poll ``check`` until it is true, failing at the deadline."""
     assert callable(check)
+    deadline = time.monotonic() + timeout
     while not check():
+        assert time.monotonic() < deadline, "condition not met before the deadline"
         await asyncio.sleep(0.01)
 
 
