@@ -161,7 +161,10 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "backend":
         asyncio.run(_backend())
     elif len(sys.argv) > 2 and sys.argv[1] == "proxy":
-        asyncio.run(_proxy(sys.argv[2]))
+        from gpm.service import event_loop_factory
+
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:  # as `gpm run` does
+            runner.run(_proxy(sys.argv[2]))
     else:
         parser = argparse.ArgumentParser(description=__doc__)
         parser.add_argument("--requests", type=int, default=200)
