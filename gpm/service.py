@@ -28,7 +28,7 @@ from gpm.config import Config, LoadedConfig
 from gpm.gpu import open_gpu_source
 from gpm.gpu.base import GpuSource
 from gpm.lock import AlreadyRunning, DataDirLock
-from gpm.model import Alert, LlmSession, LoadedModel, ModelEvent
+from gpm.model import Alert, LlmSession, LoadedModel, ModelEvent, ProcessEvent, Snapshot
 from gpm.processes import ProcessTracker
 from gpm.state import LiveState
 from gpm.storage.db import DatabaseError
@@ -310,12 +310,15 @@ class Service:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=max(0.0, due - loop.time()))
 
+    def _read(self) -> tuple[Snapshot, list[ProcessEvent]]:
+        """Read the GPUs and classify their processes: one trip to a worker thread per poll."""
+        return self.tracker.update(self.source.poll(self.clock()))
+
     async def poll_once(self) -> None:
         health = self.state.health
         started = time.perf_counter()
         try:
-            snap = await asyncio.to_thread(self.source.poll, self.clock())
-            snap, events = await asyncio.to_thread(self.tracker.update, snap)
+            snap, events = await asyncio.to_thread(self._read)
         except Exception as exc:  # a source bug must not stop the service
             health.errors["poll"] += 1
             log.exception("GPU poll failed: %s", exc)
@@ -324,7 +327,7 @@ class Service:
         health.polls += 1
         health.last_poll_at = finished
         health.last_poll_seconds = time.perf_counter() - started
-        if snap.gpus or snap.source == "none":
+        if not snap.gpus or any(g.up for g in snap.gpus):  # read a GPU, or there are none
             health.last_success_at = finished
         for g in snap.gpus:
             if not g.up:

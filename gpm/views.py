@@ -10,7 +10,16 @@ from dataclasses import fields
 from enum import Enum
 from typing import Any
 
-from gpm.model import Alert, GpuProcess, GpuSample, LlmSession, LoadedModel, ProcessEvent, Snapshot
+from gpm.model import (
+    Alert,
+    GpuProcess,
+    GpuSample,
+    LlmSession,
+    LoadedModel,
+    ModelEvent,
+    ProcessEvent,
+    Snapshot,
+)
 from gpm.timefmt import to_rfc3339
 
 _SAMPLE_FIELDS = (
@@ -111,6 +120,10 @@ def process_event_view(e: ProcessEvent) -> dict[str, Any]:
 
 def alert_view(a: Alert) -> dict[str, Any]:
     return _plain(a, ("timestamp",))
+
+
+def model_event_view(e: ModelEvent) -> dict[str, Any]:
+    return _plain(e, ("timestamp",))
 
 
 def model_view(m: LoadedModel) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from gpm.storage.queries import Queries
 from gpm.timefmt import parse_rfc3339, to_rfc3339
 from gpm.views import (
     alert_view,
+    model_event_view,
     model_view,
     process_event_view,
     process_view,
@@ -362,13 +363,16 @@ def create_app(ctx: ApiContext) -> FastAPI:
         now = ctx.clock()
         return {"hours": hours, **ctx.queries.llm_stats(now - hours * 3600, now)}
 
-    @app.get("/api/models", response_model=schemas.Models, tags=["llm"])
-    def models() -> dict[str, Any]:
+    @app.get("/api/models", response_model=schemas.Models, tags=["llm"], responses=BAD_PARAM)
+    def models(hours: Hours = 24.0) -> dict[str, Any]:
         st = ctx.state
+        now = ctx.clock()
+        events = ctx.queries.model_events(now - hours * 3600, now)
         return {
             "backend_up": st.backend_up if st else None,
             "backend_version": st.backend_version if st else None,
             "models": [model_view(m) for m in st.models] if st else [],
+            "events": [model_event_view(e) for e in events],
         }
 
     @app.get("/api/alerts", response_model=schemas.Alerts, tags=["alerts"], responses=BAD_PARAM)

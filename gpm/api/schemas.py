@@ -255,10 +255,19 @@ class LoadedModel(_Model):
     expires_at: str | None
 
 
+class ModelEventItem(_Model):
+    timestamp: str | None
+    event: Literal["load", "unload"]
+    model: str
+    size_bytes: int | None
+    vram_bytes: int | None
+
+
 class Models(_Model):
     backend_up: bool | None
     backend_version: str | None
     models: list[LoadedModel]
+    events: list[ModelEventItem]
 
 
 class AlertItem(_Model):

@@ -20,6 +20,7 @@ from gpm.model import (
     GpuProcess,
     GpuSample,
     LlmSession,
+    ModelEvent,
     Outcome,
     ProcessEvent,
     Snapshot,
@@ -99,6 +100,7 @@ def build_db(path: Path) -> LiveState:
             )
         ]
     )
+    writer.add_model_events([ModelEvent(NOW - 60, "load", "qwen2:0.5b", 2**30, 2**30)])
     writer.add_alert(
         Alert(
             timestamp=NOW - 120,
@@ -221,6 +223,20 @@ def test_llm_stats(base: str) -> None:
     assert stats["totals"]["errors"] == 1
     assert stats["totals"]["best_model"] == "qwen2:0.5b"  # odd i: higher tokens/s
     assert {m["model"] for m in stats["models"]} == {"qwen2:0.5b", "llama3.2:3b"}
+
+
+def test_models_with_load_events(base: str) -> None:
+    body = httpx.get(f"{base}/api/models").json()
+    assert body["events"] == [
+        {
+            "timestamp": to_rfc3339(NOW - 60),
+            "event": "load",
+            "model": "qwen2:0.5b",
+            "size_bytes": 2**30,
+            "vram_bytes": 2**30,
+        }
+    ]
+    assert httpx.get(f"{base}/api/models", params={"hours": "0.001"}).json()["events"] == []
 
 
 def test_process_events_alerts(base: str) -> None:
