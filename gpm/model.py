@@ -133,6 +133,9 @@ class ProcessEvent:
     duration_seconds: float | None = None  # on end events
 
 
+COLD_START_MS = 250.0  # a warm Ollama reports a load time of a few ms; loading takes far longer
+
+
 @dataclass(slots=True)
 class LlmSession:
     """One request through the LLM proxy, measured at the proxy.
@@ -151,12 +154,17 @@ class LlmSession:
     streamed: bool = False
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    # Where completion_tokens came from: "backend" (the server's own count) or "stream" (one per
+    # content chunk, counted by the proxy: an estimate of the server's token count).
+    token_source: str | None = None
     prompt_cached_tokens: int | None = None
     tokens_per_second: float | None = None  # decode rate
     prefill_tokens_per_second: float | None = None
     ttft_ms: float | None = None  # proxy-measured, first chunk with content
     ttfb_ms: float | None = None
     mean_chunk_gap_ms: float | None = None
+    chunk_gap_p50_ms: float | None = None  # inter-token latency between content chunks
+    chunk_gap_p99_ms: float | None = None
     duration_ms: float | None = None
     load_duration_ms: float | None = None
     prompt_eval_duration_ms: float | None = None
@@ -166,12 +174,31 @@ class LlmSession:
     client: str = "local"  # "local" or "remote", never the address
     prompt_text: str | None = None  # only with ollama.store_prompts
     response_text: str | None = None
+    # Every gap between content chunks, for the per-chunk histograms; not stored.
+    chunk_gaps_ms: tuple[float, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def total_tokens(self) -> int | None:
         if self.prompt_tokens is None and self.completion_tokens is None:
             return None
         return (self.prompt_tokens or 0) + (self.completion_tokens or 0)
+
+    @property
+    def cold_start(self) -> bool | None:
+        """Whether the model had to be loaded first: the server's load time was at least
+        COLD_START_MS. None where the server does not report loading (llama.cpp, /v1 servers)."""
+        if self.load_duration_ms is None:
+            return None
+        return self.load_duration_ms >= COLD_START_MS
+
+    @property
+    def ttft_other_ms(self) -> float | None:
+        """The part of the proxy's TTFT that is neither loading nor prefill by the server's clock:
+        queueing, the network and the first decode step (never below 0)."""
+        if self.ttft_ms is None or self.prompt_eval_duration_ms is None:
+            return None
+        rest = self.ttft_ms - self.prompt_eval_duration_ms - (self.load_duration_ms or 0.0)
+        return max(rest, 0.0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,131 +1,38 @@
 """Ollama's native wire format (/api/generate, /api/chat, /api/embed): what the proxy reads.
 
-Each dialect learns the model and streaming mode from the request body, and fills an LlmSession
-from the response lines. It is called on the proxy's hot path, so a routine token line is
-recognised by a substring test and only parsed when it can matter (the first content, the final
-chunk, an error, or when the text is being kept).
+NDJSON lines; the final one (``"done": true``) carries the server's own token counts and
+durations in nanoseconds.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any, NamedTuple
+from typing import Any
 
-from gpm.model import LlmSession, Outcome
-
-
-class Chunk(NamedTuple):
-    """What one response line meant: a data chunk, the text it delivered, the end of the reply.
-
-    ``content`` is None for a chunk with nothing for the user, and a string (empty for thinking or
-    a tool call) when it carries content.
-    """
-
-    counted: bool
-    content: str | None
-    done: bool
-
-
-ROUTINE = Chunk(True, None, False)
-IGNORED = Chunk(False, None, False)
-END = Chunk(False, None, True)
+from gpm.llm.wire import (
+    END,
+    IGNORED,
+    ROUTINE,
+    Chunk,
+    count,
+    rate,
+    read_object,
+    read_request_common,
+)
+from gpm.model import LlmSession
 
 _NOT_DONE = (b'"done":false', b'"done": false')
-
-
-def error_message(obj: object) -> str | None:
-    """The message of ``{"error": "..."}`` (native) or ``{"error": {"message": ...}}`` (/v1)."""
-    if not isinstance(obj, dict):
-        return None
-    err = obj.get("error")
-    if isinstance(err, str):
-        return err
-    if isinstance(err, dict):
-        msg = err.get("message")
-        return str(msg) if msg is not None else json.dumps(err)
-    return None
-
-
-def count(obj: dict[str, Any], key: str) -> int | None:
-    """An integer field, or None when absent or not a number (absent means unknown, not 0)."""
-    value = obj.get(key)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    return None
-
-
-def rate(tokens: int | None, seconds: float | None) -> float | None:
-    """Tokens per second, or None when either part is unknown or the time is not positive."""
-    if tokens is None or seconds is None or seconds <= 0:
-        return None
-    return tokens / seconds
-
-
-def parse_json(data: bytes) -> Any:
-    """JSON, or None for anything that is not (garbage from a backend is passed on, not fatal)."""
-    try:
-        return json.loads(data)
-    except ValueError:
-        return None
-
-
-def mark_error(session: LlmSession, message: str) -> None:
-    session.outcome = Outcome.ERROR
-    session.error = message
-
-
-def read_object(data: bytes, session: LlmSession) -> tuple[dict[str, Any] | None, bool]:
-    """The JSON object in ``data`` (None if it is not one) and whether it was an error reply,
-    which is then recorded on the session."""
-    obj = parse_json(data)
-    if not isinstance(obj, dict):
-        return None, False
-    message = error_message(obj)
-    if message is not None:
-        mark_error(session, message)
-        return None, True
-    return obj, False
+# A not-done line that may carry no content: parsed even on the cheap path, so it is not counted.
+_MAYBE_EMPTY = (b'"response":""', b'"response": ""', b'"content":""', b'"content": ""')
 
 
 def _ms(ns: int | None) -> float | None:
     return None if ns is None else ns / 1e6
 
 
-def _prompt_text(body: dict[str, Any]) -> str | None:
-    for key in ("prompt", "input"):
-        value = body.get(key)
-        if isinstance(value, str):
-            return value
-        if isinstance(value, list):
-            return "\n".join(str(v) for v in value)
-    messages = body.get("messages")
-    if isinstance(messages, list):
-        lines = []
-        for msg in messages:
-            if isinstance(msg, dict):
-                content = msg.get("content")
-                text = content if isinstance(content, str) else json.dumps(content)
-                lines.append(f"{msg.get('role', '?')}: {text}")
-        return "\n".join(lines)
-    return None
-
-
-def read_request_common(body: object, session: LlmSession, store_prompts: bool) -> dict[str, Any]:
-    """Model and prompt from any JSON request body; returns the body as a dict ({} if not one)."""
-    if not isinstance(body, dict):
-        return {}
-    model = body.get("model")
-    session.model = model if isinstance(model, str) else None
-    if store_prompts:
-        session.prompt_text = _prompt_text(body)
-    return body
-
-
 class OllamaDialect:
     """The native API: NDJSON streams, streaming unless ``"stream": false``."""
 
     backend = "ollama"
-    timed_by_proxy = False
 
     def read_request(self, body: object, session: LlmSession, store_prompts: bool) -> None:
         data = read_request_common(body, session, store_prompts)
@@ -136,7 +43,11 @@ class OllamaDialect:
             session.streamed = data.get("stream", True) is not False
 
     def line(self, line: bytes, session: LlmSession, parse_all: bool) -> Chunk:
-        if not parse_all and (_NOT_DONE[0] in line or _NOT_DONE[1] in line):
+        if (
+            not parse_all
+            and (_NOT_DONE[0] in line or _NOT_DONE[1] in line)
+            and not any(mark in line for mark in _MAYBE_EMPTY)
+        ):
             return ROUTINE
         obj, failed = read_object(line, session)
         if failed:
@@ -146,7 +57,7 @@ class OllamaDialect:
         done = obj.get("done") is True
         if done:
             self._final(obj, session)
-        return Chunk(True, _content(obj), done)
+        return Chunk(_content(obj), done)
 
     def body(self, data: bytes, session: LlmSession) -> str | None:
         obj, _ = read_object(data, session)

@@ -1,20 +1,25 @@
 """The OpenAI-compatible (/v1/chat/completions, /v1/completions, /v1/embeddings) and
-Anthropic-compatible (/v1/messages) wire formats, as Ollama serves them.
+Anthropic-compatible (/v1/messages) wire formats, as Ollama, llama.cpp, vLLM and others serve them.
 
-These carry no durations: the proxy times the stream itself, and takes token counts from
-``usage`` (sent in a stream only with ``stream_options.include_usage``).
+Token counts come from ``usage`` (sent in a stream only with ``stream_options.include_usage``,
+and not by every server even then) or Anthropic's ``message_start``/``message_delta`` usage.
+llama.cpp's server adds ``timings`` (prompt_n, prompt_ms, predicted_n, predicted_ms, cache_n):
+the server's own prefill and decode clocks, read like Ollama's durations. Without them the proxy
+times the stream itself.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from gpm.llm.ollama import (
+from gpm.llm.wire import (
     END,
     IGNORED,
     ROUTINE,
     Chunk,
     count,
+    number,
+    rate,
     read_object,
     read_request_common,
 )
@@ -23,13 +28,18 @@ from gpm.model import LlmSession
 # Stream events that only carry a token: recognised without parsing once TTFT is known.
 _ROUTINE_MARKS = (b'"finish_reason":null', b'"finish_reason": null', b'"content_block_delta"')
 _MATTERS = (b'"usage"', b'"error"')
+# A delta that may carry nothing generated: parsed even on the cheap path, so it is not counted.
+_MAYBE_EMPTY = (
+    b'"content":""', b'"content": ""', b'"content":null', b'"content": null',
+    b'"delta":{}', b'"delta": {}', b'"text":""', b'"text": ""',
+    b'"partial_json":""', b'"partial_json": ""',
+)  # fmt: skip
 
 
 class OpenAiDialect:
     """/v1 endpoints: not streamed unless ``"stream": true``; streams are Server-Sent Events."""
 
     backend = "openai"
-    timed_by_proxy = True
 
     def read_request(self, body: object, session: LlmSession, store_prompts: bool) -> None:
         data = read_request_common(body, session, store_prompts)
@@ -47,6 +57,7 @@ class OpenAiDialect:
             not parse_all
             and any(mark in payload for mark in _ROUTINE_MARKS)
             and not any(mark in payload for mark in _MATTERS)
+            and not any(mark in payload for mark in _MAYBE_EMPTY)
         ):
             return ROUTINE
         obj, failed = read_object(payload, session)
@@ -63,6 +74,7 @@ class OpenAiDialect:
         if obj is None:
             return None
         _usage(obj.get("usage"), session)
+        _timings(obj.get("timings"), session)
         choices = obj.get("choices")
         if isinstance(choices, list) and choices and isinstance(choices[0], dict):
             choice = choices[0]
@@ -81,6 +93,7 @@ class OpenAiDialect:
     @staticmethod
     def _chat_chunk(obj: dict[str, Any], session: LlmSession) -> Chunk:
         _usage(obj.get("usage"), session)
+        _timings(obj.get("timings"), session)
         content: str | None = None
         choices = obj.get("choices")
         for choice in choices if isinstance(choices, list) else ():
@@ -97,7 +110,7 @@ class OpenAiDialect:
             text = choice.get("text")  # /v1/completions
             if isinstance(text, str) and text:
                 content = (content or "") + text
-        return Chunk(bool(choices), content, False)
+        return Chunk(content, False)
 
     @staticmethod
     def _anthropic_event(obj: dict[str, Any], session: LlmSession) -> Chunk:
@@ -110,13 +123,13 @@ class OpenAiDialect:
         if kind == "content_block_delta":
             delta = obj.get("delta")
             if not isinstance(delta, dict):
-                return ROUTINE
+                return IGNORED
             text = delta.get("text")
             if isinstance(text, str) and text:
-                return Chunk(True, text, False)
+                return Chunk(text, False)
             if delta.get("thinking") or delta.get("partial_json"):
-                return Chunk(True, "", False)
-            return ROUTINE
+                return ROUTINE
+            return IGNORED
         if kind == "message_delta":
             delta = obj.get("delta")
             if isinstance(delta, dict):
@@ -152,3 +165,33 @@ def _usage(usage: object, session: LlmSession) -> None:
         cached = count(details, "cached_tokens")
         if cached is not None:
             session.prompt_cached_tokens = cached
+
+
+def _timings(timings: object, session: LlmSession) -> None:
+    """llama.cpp's ``timings``: the server's prefill and decode clocks and its token counts.
+
+    Their counts equal ``usage``'s where both are sent; ``prompt_n`` counts only the prompt
+    tokens processed, so the prompt is ``prompt_n + cache_n``. A server that sends ``timings``
+    on every chunk sends running totals: the last one read wins.
+    """
+    if not isinstance(timings, dict):
+        return
+    prompt_n = count(timings, "prompt_n")
+    predicted_n = count(timings, "predicted_n")
+    cache_n = count(timings, "cache_n")
+    prompt_ms = number(timings, "prompt_ms")
+    predicted_ms = number(timings, "predicted_ms")
+    if cache_n is not None:
+        session.prompt_cached_tokens = cache_n
+    if prompt_n is not None:
+        session.prompt_tokens = prompt_n + (cache_n or 0)
+    if predicted_n is not None:
+        session.completion_tokens = predicted_n
+    session.prompt_eval_duration_ms = prompt_ms
+    session.eval_duration_ms = predicted_ms
+    session.prefill_tokens_per_second = rate(
+        prompt_n, None if prompt_ms is None else prompt_ms / 1000.0
+    )
+    session.tokens_per_second = rate(
+        predicted_n, None if predicted_ms is None else predicted_ms / 1000.0
+    )

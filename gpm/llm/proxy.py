@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -22,11 +23,18 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from gpm.config import is_loopback
-from gpm.llm.ollama import Chunk, OllamaDialect, error_message, mark_error, parse_json, rate
+from gpm.llm.members import TopLevelMembers
+from gpm.llm.ollama import OllamaDialect
 from gpm.llm.openai import OpenAiDialect
+from gpm.llm.wire import Dialect, error_message, mark_error, parse_json, rate
 from gpm.model import LlmSession, Outcome
 
-MAX_METERED_BODY = 32 * 1024 * 1024  # request bodies parsed for model/stream; larger ones stream
+# A request body up to this size is read whole before it is sent on, and parsed at once; a larger
+# or longer one streams through, its few wanted members picked out on the way.
+MAX_BUFFERED_REQUEST = 1024 * 1024
+MAX_MODEL_NAME = 1024
+MAX_KEPT_PROMPT = 1024 * 1024  # with store_prompts, a longer prompt in a large body is not kept
+MAX_METERED_RESPONSE = 32 * 1024 * 1024  # non-streamed replies parsed for usage; larger: not
 MAX_LINE = 8 * 1024 * 1024  # a response "line" longer than this is not a line: stop metering it
 CONNECT_TIMEOUT_SECS = 10.0
 
@@ -44,20 +52,6 @@ _STREAM_TYPES = ("application/x-ndjson", "text/event-stream")
 _OLLAMA = OllamaDialect()
 _OPENAI = OpenAiDialect()
 
-
-class Dialect(Protocol):
-    """How one family of endpoints names its model and reports its work."""
-
-    backend: str
-    timed_by_proxy: bool
-
-    def read_request(self, body: object, session: LlmSession, store_prompts: bool) -> None: ...
-
-    def line(self, line: bytes, session: LlmSession, parse_all: bool) -> Chunk: ...
-
-    def body(self, data: bytes, session: LlmSession) -> str | None: ...
-
-
 DIALECTS: dict[str, Dialect] = {
     "/api/generate": _OLLAMA,
     "/api/chat": _OLLAMA,
@@ -70,14 +64,28 @@ DIALECTS: dict[str, Dialect] = {
 }
 
 
-class _Meter:
-    """Times one response and feeds its lines to the dialect; cheap per chunk once TTFT is known."""
+def _percentile(ordered: list[float], q: float) -> float:
+    """Nearest-rank percentile of a sorted, non-empty list."""
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
-    def __init__(self, dialect: Dialect, session: LlmSession, t0: float, keep_text: bool) -> None:
+
+class _Meter:
+    """Times one exchange and feeds its response lines to the dialect.
+
+    Cheap per chunk once TTFT is known: a routine token line is counted without being parsed.
+    What the backend sent decides the outcome, not who closed the socket: a stream whose terminal
+    event reached the proxy is complete whatever the client does after it.
+    """
+
+    def __init__(
+        self, dialect: Dialect, session: LlmSession, t0: float, store_prompts: bool
+    ) -> None:
         self.session = session
         self._dialect = dialect
         self._t0 = t0
-        self._keep_text = keep_text
+        self._keep_text = store_prompts
+        self._store_prompts = store_prompts
+        self._members: TopLevelMembers | None = None  # a large request body's wanted members
         self._parse_all = True  # until the first content is seen
         self._lines = False
         self._status = 0  # 0 until the backend answered
@@ -85,22 +93,43 @@ class _Meter:
         self._body: list[bytes] = []
         self._body_size = 0
         self._text: list[str] = []
-        self._chunks = 0
-        self._first_chunk: float | None = None
-        self._last_chunk: float | None = None
-        self._ttft: float | None = None
-        self._done = False
+        self._content_chunks = 0
+        self._first: float | None = None  # first content chunk: the TTFT
+        self._last: float | None = None
+        self._gaps: list[float] = []
+        self._done = False  # the backend's terminal event was read
+        self._backend_ended = False  # the backend's reply reached its end
+
+    # -- the request -----------------------------------------------------------------------
+
+    def read_request(self, body: bytes) -> None:
+        """A whole request body, read before it was sent on."""
+        self._dialect.read_request(parse_json(body), self.session, self._store_prompts)
+
+    def scan_request(self) -> TopLevelMembers:
+        """A large request body streams on; what is needed is picked from it as it passes."""
+        wanted = {"model": MAX_MODEL_NAME, "stream": 16}
+        if self._store_prompts:
+            wanted.update(dict.fromkeys(("prompt", "input", "messages"), MAX_KEPT_PROMPT))
+        self._members = TopLevelMembers(wanted)
+        return self._members
+
+    def request_scanned(self) -> None:
+        members, self._members = self._members, None
+        if members is not None:
+            self._dialect.read_request(members.result(), self.session, self._store_prompts)
+
+    # -- the response ----------------------------------------------------------------------
 
     def response(self, status: int, content_type: str, now: float) -> None:
         self._status = status
         self.session.status_code = status
         self.session.ttfb_ms = (now - self._t0) * 1000.0
         self._lines = status < 400 and content_type.startswith(_STREAM_TYPES)
-        self.session.streamed = self._lines or self.session.streamed
 
     def feed(self, data: bytes, now: float) -> None:
         if not self._lines:
-            if self._body_size <= MAX_METERED_BODY:
+            if self._body_size <= MAX_METERED_RESPONSE:
                 self._body.append(data)
                 self._body_size += len(data)
             return
@@ -118,24 +147,29 @@ class _Meter:
             self._tail = b""
             self._done = True  # not a line protocol after all: stop looking
 
+    def backend_ended(self) -> None:
+        self._backend_ended = True
+
     def _line(self, line: bytes, now: float) -> None:
         chunk = self._dialect.line(line, self.session, self._parse_all)
-        if chunk.counted:
-            self._chunks += 1
-            if self._first_chunk is None:
-                self._first_chunk = now
-            self._last_chunk = now
-        if chunk.content is not None:
-            if self._ttft is None:
-                self._ttft = now
+        content = chunk.content
+        if content is not None:
+            last = self._last
+            if last is None:
+                self._first = now
                 self._parse_all = self._keep_text
-            if self._keep_text:
-                self._text.append(chunk.content)
+            else:
+                self._gaps.append(now - last)
+            self._last = now
+            self._content_chunks += 1
+            if self._keep_text and content:
+                self._text.append(content)
         if chunk.done:
             self._done = True
 
     def finish(self, now: float, cancelled: bool) -> LlmSession:
         s = self.session
+        self.request_scanned()
         if self._lines and self._tail and not self._done:
             self._line(self._tail, now)
         if self._status and not self._lines:
@@ -146,25 +180,45 @@ class _Meter:
                 text = self._dialect.body(data, s)
                 if text is not None:
                     self._text.append(text)
+        s.streamed = self._lines or s.streamed
         s.duration_ms = (now - self._t0) * 1000.0
-        if self._ttft is not None:
-            s.ttft_ms = (self._ttft - self._t0) * 1000.0
-        first, last = self._first_chunk, self._last_chunk
-        if first is not None and last is not None and self._chunks > 1:
-            s.mean_chunk_gap_ms = (last - first) * 1000.0 / (self._chunks - 1)
-        if cancelled:
-            if s.outcome is Outcome.COMPLETED:
+        if self._first is not None:
+            s.ttft_ms = (self._first - self._t0) * 1000.0
+        # The backend finished a stream once its terminal event (or its finish reason) arrived.
+        terminal = self._done or s.done_reason is not None
+        if s.outcome is Outcome.COMPLETED:
+            if self._lines and not terminal:
+                if cancelled:
+                    s.outcome = Outcome.CANCELLED
+                else:
+                    mark_error(s, "the stream ended before its final chunk")
+            elif cancelled and not self._lines and not self._backend_ended:
                 s.outcome = Outcome.CANCELLED
-            if s.completion_tokens is None and self._chunks:
-                s.completion_tokens = self._chunks  # partial: one token per streamed chunk
-        elif self._lines and not self._done and s.outcome is Outcome.COMPLETED:
-            mark_error(s, "the stream ended before its final chunk")
-        if self._dialect.timed_by_proxy and self._ttft is not None and last is not None:
-            tokens = s.completion_tokens
-            s.tokens_per_second = rate(None if tokens is None else tokens - 1, last - self._ttft)
+        self._count_tokens(s, terminal)
         if self._keep_text and self._text:
             s.response_text = "".join(self._text)
         return s
+
+    def _count_tokens(self, s: LlmSession, terminal: bool) -> None:
+        """The server's figures where it sent final ones; else what the stream carried."""
+        final = terminal or not self._lines
+        if self._lines and (s.completion_tokens is None or not final):
+            s.completion_tokens = self._content_chunks
+            s.token_source = "stream"
+        elif s.completion_tokens is not None:
+            s.token_source = "backend"
+        first, last, n = self._first, self._last, self._content_chunks
+        window = None if first is None or last is None else last - first
+        if s.tokens_per_second is None or not final:
+            tokens = s.completion_tokens
+            s.tokens_per_second = rate(None if tokens is None else tokens - 1, window)
+        if window is not None and n > 1:
+            s.mean_chunk_gap_ms = window * 1000.0 / (n - 1)
+        if self._gaps:
+            gaps = sorted(g * 1000.0 for g in self._gaps)
+            s.chunk_gap_p50_ms = _percentile(gaps, 0.50)
+            s.chunk_gap_p99_ms = _percentile(gaps, 0.99)
+            s.chunk_gaps_ms = tuple(g * 1000.0 for g in self._gaps)
 
 
 class LlmProxy:
@@ -255,12 +309,7 @@ class LlmProxy:
     async def _start_session(
         self, request: web.BaseRequest, dialect: Dialect, started: float, t0: float
     ) -> tuple[Any, _Meter | None]:
-        """Read a small JSON body to learn model and mode; a large one streams unread."""
-        length = request.content_length
-        if not request.body_exists or (length is not None and length > MAX_METERED_BODY):
-            head, whole = b"", False
-        else:
-            head, whole = await _read_capped(request.content, MAX_METERED_BODY)
+        """Meter a request from its body: a small one is read whole, a large one streams."""
         try:
             session = LlmSession(
                 id=uuid.uuid4().hex,
@@ -270,17 +319,38 @@ class LlmProxy:
                 backend=dialect.backend,
                 client="local" if is_loopback(request.remote or "127.0.0.1") else "remote",
             )
-            if whole:
-                dialect.read_request(parse_json(head), session, self._store_prompts)
-            meter = _Meter(dialect, session, t0, self._store_prompts)
+            meter: _Meter | None = _Meter(dialect, session, t0, self._store_prompts)
         except Exception:
             self._warn_once("request", "could not meter a request to %s", request.path)
             meter = None
-        if whole:
-            return head, meter
         if not request.body_exists:
             return None, meter
-        return _chain(head, request.content), meter
+        length = request.content_length
+        if length is not None and length > MAX_BUFFERED_REQUEST:
+            head, whole = b"", False
+        else:
+            head, whole = await _read_capped(request.content, MAX_BUFFERED_REQUEST)
+        if meter is None:
+            return (head if whole else _chain(head, request.content)), None
+        if whole:
+            self._meter(meter.read_request, head)
+            return head, meter
+        return self._scanned_body(head, request.content, meter), meter
+
+    async def _scanned_body(
+        self, head: bytes, rest: aiohttp.StreamReader, meter: _Meter
+    ) -> AsyncIterator[bytes]:
+        """The body as it arrives, each piece also shown to the meter's member scanner."""
+        members: TopLevelMembers | None = meter.scan_request()
+        async for data in _chain(head, rest):
+            if members is not None:
+                try:
+                    members.feed(data)
+                except Exception:
+                    self._warn_once("scan", "could not meter a large request body")
+                    members = None
+            yield data
+        self._meter(meter.request_scanned)
 
     def _unreachable(self, exc: BaseException, meter: _Meter | None) -> web.Response:
         reason = str(exc) or type(exc).__name__
@@ -318,6 +388,8 @@ class LlmProxy:
                     self._broken_stream(request, meter, exc)
                     return response
                 if not chunk:
+                    if meter is not None:
+                        meter.backend_ended()
                     break
                 now = time.perf_counter()
                 await response.write(chunk)

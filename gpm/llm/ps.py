@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from gpm.llm.ollama import count
+from gpm.llm.wire import count
 from gpm.model import LoadedModel, ModelEvent
 
 OnUpdate = Callable[[tuple[LoadedModel, ...], list[ModelEvent], bool, str | None], None]

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 
-from gpm.llm.proxy import LlmProxy
-from gpm.model import LlmSession
 from tests.llm.fake_ollama import FakeOllama
-from tests.llm.harness import Proxied
+from tests.llm.harness import Proxied, start_metered
 
 
 @pytest.fixture
@@ -22,10 +19,8 @@ async def fake() -> AsyncIterator[FakeOllama]:
 
 
 async def _proxied(fake: FakeOllama, store_prompts: bool) -> Proxied:
-    queue: asyncio.Queue[LlmSession] = asyncio.Queue()
-    proxy = LlmProxy(fake.url, "127.0.0.1", 0, queue.put_nowait, store_prompts=store_prompts)
-    await proxy.start()
-    return Proxied(fake, proxy, queue)
+    m = await start_metered(fake.url, store_prompts)
+    return Proxied(m.proxy, m.sessions, fake=fake)
 
 
 @pytest.fixture

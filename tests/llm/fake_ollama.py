@@ -23,6 +23,7 @@ from gpm.llm.proxy import bound_port
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ollama"
 CREATED_AT = "2026-11-27T10:00:00.000000Z"
 NOT_FOUND = "model 'nope' not found"
+BIG_BODY = 4 * 1024 * 1024
 BUSY = "server busy, please try again.  maximum pending requests exceeded"
 
 
@@ -77,6 +78,8 @@ class FakeOllama:
         self.disconnected = asyncio.Event()
         self.blob_bytes = 0
         self.blob_sha256 = ""
+        self.big_bodies: list[tuple[int, str]] = []  # (size, sha256) of bodies too big to keep
+        self.big_body_tail = b""
         self.port = 0
         self._runner: web.ServerRunner | None = None
 
@@ -107,7 +110,7 @@ class FakeOllama:
     async def _route(self, request: web.BaseRequest) -> web.StreamResponse:
         if request.path.startswith("/api/blobs/"):
             return await self._blob(request)
-        body = await request.read()
+        body = await self._read_body(request)
         headers = dict(request.headers)
         self.received.append(Received(request.method, request.path_qs, headers, body))
         if request.method != "POST" and request.path not in ("/api/ps", "/api/version"):
@@ -119,7 +122,10 @@ class FakeOllama:
         plan = self.plan
         if plan.hang_before_headers:
             await asyncio.Event().wait()
-        req = json.loads(body) if body else {}
+        if len(body) < BIG_BODY:
+            req = json.loads(body) if body else {}
+        else:  # enough of a big body for the reply: its mode, if it is written at the end
+            req = {"stream": b'"stream":false' not in self.big_body_tail}
         if plan.status >= 400:
             v1 = request.path.startswith("/v1/")
             err: Any = {"message": plan.error, "type": "api_error", "param": None, "code": None}
@@ -136,6 +142,25 @@ class FakeOllama:
         if request.path == "/v1/chat/completions":
             return await self._openai(request, req, plan)
         return web.json_response({"error": "404 page not found"}, status=404)
+
+    async def _read_body(self, request: web.BaseRequest) -> bytes:
+        """The body; one of BIG_BODY bytes or more is hashed and counted as it streams in, and
+        only its head and tail kept (so a test's 100 MB upload costs the fake no memory either).
+        """
+        head = bytearray()
+        tail = b""
+        digest = hashlib.sha256()
+        size = 0
+        async for data in request.content.iter_any():
+            size += len(data)
+            digest.update(data)
+            if len(head) < BIG_BODY:
+                head += data[: BIG_BODY - len(head)]
+            tail = (tail + data)[-4096:]
+        if size >= BIG_BODY:
+            self.big_bodies.append((size, digest.hexdigest()))
+            self.big_body_tail = tail
+        return bytes(head)
 
     async def _blob(self, request: web.BaseRequest) -> web.Response:
         if request.method == "HEAD":  # Ollama: 200 when it has the blob, else 404
@@ -246,11 +271,12 @@ class FakeOllama:
             data = b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
             await self._write(response, data, plan.split_lines)
 
+        # Like Ollama, vLLM and llama.cpp: a role-only first delta, then one delta per token.
+        await send([{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}])
         for i, token in enumerate(plan.tokens):
             if i:
                 await asyncio.sleep(plan.token_delay)
-            delta = {"role": "assistant", "content": token}
-            await send([{"index": 0, "delta": delta, "finish_reason": None}])
+            await send([{"index": 0, "delta": {"content": token}, "finish_reason": None}])
         await send([{"index": 0, "delta": {"role": "assistant", "content": ""},
                      "finish_reason": "stop"}])  # fmt: skip
         options = req.get("stream_options")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from gpm.llm.ollama import ROUTINE, OllamaDialect
+from gpm.llm.ollama import OllamaDialect
 from gpm.llm.openai import OpenAiDialect
+from gpm.llm.wire import ROUTINE
 from gpm.model import LlmSession, Outcome
 
 
@@ -42,7 +43,7 @@ def test_anthropic_messages_stream() -> None:
     delta = {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "Hi"}}
     end = {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
            "usage": {"output_tokens": 5}}  # fmt: skip
-    assert not d.line(sse(start), s, True).counted
+    assert d.line(sse(start), s, True).content is None
     assert d.line(sse(delta), s, True).content == "Hi"
     assert d.line(sse(delta), s, False) is ROUTINE
     d.line(sse(end), s, False)

@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator
 
@@ -37,7 +38,7 @@ async def test_client_disconnect_closes_upstream_and_keeps_partial_counts(
     await asyncio.wait_for(px.fake.disconnected.wait(), 5)  # so Ollama stops generating
     s = await px.session()
     assert s.outcome is Outcome.CANCELLED
-    assert s.completion_tokens == (hang_after or None)
+    assert (s.completion_tokens, s.token_source) == (hang_after, "stream")
 
 
 async def test_client_disconnect_before_headers(px: Proxied) -> None:
@@ -156,3 +157,52 @@ async def test_large_upload_streams_through(px: Proxied) -> None:
     assert (px.fake.blob_bytes, px.fake.blob_sha256) == (total, expected.hexdigest())
     assert peak - base < 30 * 1024 * 1024, f"RSS grew by {(peak - base) / 2**20:.0f} MiB"
     assert px.sessions.empty()
+
+
+def vm_hwm_kib(pid: int) -> int:
+    """A process's peak resident set size (VmHWM), in KiB."""
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM in /proc/PID/status")
+
+
+async def test_chunked_100mb_chat_request_is_metered_in_flat_memory(fake: FakeOllama) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.llm.proxy_alone", fake.url, stdout=asyncio.subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    try:
+        port = int(await asyncio.wait_for(proc.stdout.readline(), 30))
+        url = f"http://127.0.0.1:{port}/api/chat"
+        async with aiohttp.ClientSession() as client:
+            async with client.post(url, json={**CHAT, "stream": False}) as r:  # warm the proxy
+                assert r.status == 200
+            await asyncio.wait_for(proc.stdout.readline(), 10)
+            base = vm_hwm_kib(proc.pid)
+            block = b"x" * (1024 * 1024)
+            # The model comes after the 100 MB message: it must be found as the body streams.
+            parts = [b'{"messages":[{"role":"user","content":"', *[block] * 100,
+                     b'"}],"stream":false,"model":"llama3.2"}']  # fmt: skip
+            expected = hashlib.sha256(b"".join(parts)).hexdigest()
+
+            async def body() -> AsyncIterator[bytes]:
+                for part in parts:
+                    yield part
+
+            async with client.post(url, data=body()) as r:  # no length: chunked framing
+                assert r.status == 200
+                assert (await r.json())["message"]["content"] == "Hello, world!"
+        session = json.loads(await asyncio.wait_for(proc.stdout.readline(), 10))
+        grown_mib = (vm_hwm_kib(proc.pid) - base) / 1024
+    finally:
+        proc.kill()
+        await proc.wait()
+    assert fake.big_bodies == [(sum(map(len, parts)), expected)]  # every byte, in order
+    assert (session["model"], session["streamed"], session["outcome"]) == (
+        "llama3.2",
+        False,
+        "completed",
+    )
+    assert grown_mib < 10, f"the proxy's peak RSS grew by {grown_mib:.1f} MiB"
