@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 from gpm import __version__
 from gpm.config import ConfigError, LoadedConfig, describe, load_config
-from gpm.model import Snapshot
+from gpm.model import LlmSession, Snapshot
 from gpm.timefmt import parse_since, to_rfc3339
 from gpm.views import session_view, snapshot_view
 
@@ -284,19 +284,27 @@ def _cmd_sessions(args: argparse.Namespace) -> int:
         print(f"No LLM sessions since {to_rfc3339(start)}.")
         return EXIT_OK
     print(
-        f"{'STARTED':<25}{'MODEL':<22}{'ENDPOINT':<22}{'TOKENS':>8}{'TOK/S':>8}"
+        f"{'STARTED':<25}{'MODEL':<22}{'ENDPOINT':<22}{'OUT TOK':>8}{'TOK/S':>8}"
         f"{'TTFT ms':>9}{'DUR s':>8}  OUTCOME"
     )
     for s in sessions:
+        cold = "*" if s.cold_start else " "
         print(
             f"{to_rfc3339(s.started_at) or '':<25}{(s.model or '-')[:21]:<22}"
-            f"{s.endpoint[:21]:<22}{_fmt(s.total_tokens):>8}{_fmt(s.tokens_per_second, '', 1):>8}"
-            f"{_fmt(s.ttft_ms):>9}{_fmt(_seconds(s.duration_ms), '', 1):>8}"
+            f"{s.endpoint[:21]:<22}{_tokens(s):>8}{_fmt(s.tokens_per_second, '', 1):>8}"
+            f"{_fmt(s.ttft_ms):>8}{cold}{_fmt(_seconds(s.duration_ms), '', 1):>8}"
             f"  {s.outcome.value}"
         )
     if total > len(sessions):
         print(f"({total - len(sessions)} more; use --limit)")
+    print("~ counted by the proxy (the server sent no count); * cold start (model loaded first)")
     return EXIT_OK
+
+
+def _tokens(s: LlmSession) -> str:
+    """Completion tokens; "~" marks a count the proxy made from the stream, not the server's."""
+    text = _fmt(s.completion_tokens)
+    return f"~{text}" if s.token_source == "stream" else text
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

@@ -109,8 +109,10 @@ def _plain(obj: Any, times: tuple[str, ...], exclude: tuple[str, ...] = ()) -> d
 
 def session_view(s: LlmSession) -> dict[str, Any]:
     """One ``/api/llm-sessions`` item; prompt text never leaves through here."""
-    out = _plain(s, ("started_at",), exclude=("prompt_text", "response_text"))
+    out = _plain(s, ("started_at",), exclude=("prompt_text", "response_text", "chunk_gaps_ms"))
     out["total_tokens"] = s.total_tokens
+    out["cold_start"] = s.cold_start
+    out["ttft_other_ms"] = s.ttft_other_ms
     return out
 
 

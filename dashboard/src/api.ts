@@ -100,8 +100,18 @@ export interface LlmSession {
   model: string | null;
   started_at: string;
   total_tokens: number | null;
+  completion_tokens: number | null;
+  /** "backend": the server's own count; "stream": counted by the proxy (an estimate). */
+  token_source: "backend" | "stream" | null;
   tokens_per_second: number | null;
   ttft_ms: number | null;
+  /** The server's own split of the TTFT, where it reports one. */
+  load_duration_ms: number | null;
+  prompt_eval_duration_ms: number | null;
+  ttft_other_ms: number | null;
+  cold_start: boolean | null;
+  chunk_gap_p50_ms: number | null;
+  chunk_gap_p99_ms: number | null;
   duration_ms: number | null;
   outcome: string;
 }

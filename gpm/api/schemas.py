@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 WorkloadName = Literal["gaming", "llm_inference", "ml_training", "general_compute"]
 OutcomeName = Literal["completed", "cancelled", "error", "rejected"]
+TokenSource = Literal["backend", "stream"]
 
 
 class _Model(BaseModel):
@@ -183,6 +184,10 @@ class Session(_Model):
     started_at: str | None
     prompt_tokens: int | None
     completion_tokens: int | None
+    token_source: TokenSource | None = Field(
+        description="backend: the server's own count; stream: counted by the proxy, one per "
+        "chunk that carried generated content (an estimate of the server's count)"
+    )
     prompt_cached_tokens: int | None
     total_tokens: int | None
     tokens_per_second: float | None
@@ -190,10 +195,20 @@ class Session(_Model):
     ttft_ms: float | None
     ttfb_ms: float | None
     mean_chunk_gap_ms: float | None
+    chunk_gap_p50_ms: float | None = Field(description="inter-token latency, median")
+    chunk_gap_p99_ms: float | None
     duration_ms: float | None
     load_duration_ms: float | None
     prompt_eval_duration_ms: float | None
     eval_duration_ms: float | None
+    cold_start: bool | None = Field(
+        description="the model had to be loaded first (server load time >= 250 ms); null where "
+        "the server does not report loading"
+    )
+    ttft_other_ms: float | None = Field(
+        description="TTFT less the server's load and prefill time: queueing, network, first "
+        "decode step"
+    )
     outcome: OutcomeName
     done_reason: str | None
     kind: str

@@ -69,7 +69,7 @@ def _percentile(ordered: list[float], q: float) -> float:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
-class _Meter:
+class Meter:
     """Times one exchange and feeds its response lines to the dialect.
 
     Cheap per chunk once TTFT is known: a routine token line is counted without being parsed.
@@ -285,7 +285,7 @@ class LlmProxy:
         t0 = time.perf_counter()
         started = time.time()
         dialect = DIALECTS.get(request.path) if request.method == "POST" else None
-        meter: _Meter | None = None
+        meter: Meter | None = None
         data: Any = request.content if request.body_exists else None
         if dialect is not None:
             data, meter = await self._start_session(request, dialect, started, t0)
@@ -308,7 +308,7 @@ class LlmProxy:
 
     async def _start_session(
         self, request: web.BaseRequest, dialect: Dialect, started: float, t0: float
-    ) -> tuple[Any, _Meter | None]:
+    ) -> tuple[Any, Meter | None]:
         """Meter a request from its body: a small one is read whole, a large one streams."""
         try:
             session = LlmSession(
@@ -319,7 +319,7 @@ class LlmProxy:
                 backend=dialect.backend,
                 client="local" if is_loopback(request.remote or "127.0.0.1") else "remote",
             )
-            meter: _Meter | None = _Meter(dialect, session, t0, self._store_prompts)
+            meter: Meter | None = Meter(dialect, session, t0, self._store_prompts)
         except Exception:
             self._warn_once("request", "could not meter a request to %s", request.path)
             meter = None
@@ -338,7 +338,7 @@ class LlmProxy:
         return self._scanned_body(head, request.content, meter), meter
 
     async def _scanned_body(
-        self, head: bytes, rest: aiohttp.StreamReader, meter: _Meter
+        self, head: bytes, rest: aiohttp.StreamReader, meter: Meter
     ) -> AsyncIterator[bytes]:
         """The body as it arrives, each piece also shown to the meter's member scanner."""
         members: TopLevelMembers | None = meter.scan_request()
@@ -352,7 +352,7 @@ class LlmProxy:
             yield data
         self._meter(meter.request_scanned)
 
-    def _unreachable(self, exc: BaseException, meter: _Meter | None) -> web.Response:
+    def _unreachable(self, exc: BaseException, meter: Meter | None) -> web.Response:
         reason = str(exc) or type(exc).__name__
         message = f"GPM proxy cannot reach the LLM backend at {self.backend_url}: {reason}"
         self._warn_once("unreachable", "%s", message, trace=False)
@@ -366,7 +366,7 @@ class LlmProxy:
         )
 
     async def _relay(
-        self, request: web.BaseRequest, upstream: aiohttp.ClientResponse, meter: _Meter | None
+        self, request: web.BaseRequest, upstream: aiohttp.ClientResponse, meter: Meter | None
     ) -> web.StreamResponse:
         cancelled = False
         finished = False
@@ -413,7 +413,7 @@ class LlmProxy:
                 self._deliver(meter, cancelled=cancelled)
 
     def _broken_stream(
-        self, request: web.BaseRequest, meter: _Meter | None, exc: BaseException
+        self, request: web.BaseRequest, meter: Meter | None, exc: BaseException
     ) -> None:
         """The backend dropped the stream: drop the client's too, so it sees a truncated reply."""
         self._warn_once("broken", "the LLM backend broke off a response: %s", exc, trace=False)
@@ -428,7 +428,7 @@ class LlmProxy:
         except Exception:
             self._warn_once("meter", "could not meter an LLM response; traffic is unaffected")
 
-    def _deliver(self, meter: _Meter | None, *, cancelled: bool) -> None:
+    def _deliver(self, meter: Meter | None, *, cancelled: bool) -> None:
         if meter is None:
             return
         try:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gpm.storage import rollup
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 5000
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -93,12 +93,15 @@ LLM_SESSIONS = Table(
         ("streamed", "INTEGER NOT NULL DEFAULT 0"),
         ("prompt_tokens", "INTEGER"),
         ("completion_tokens", "INTEGER"),
+        ("token_source", "TEXT"),
         ("prompt_cached_tokens", "INTEGER"),
         ("tokens_per_second", "REAL"),
         ("prefill_tokens_per_second", "REAL"),
         ("ttft_ms", "REAL"),
         ("ttfb_ms", "REAL"),
         ("mean_chunk_gap_ms", "REAL"),
+        ("chunk_gap_p50_ms", "REAL"),
+        ("chunk_gap_p99_ms", "REAL"),
         ("duration_ms", "REAL"),
         ("load_duration_ms", "REAL"),
         ("prompt_eval_duration_ms", "REAL"),
@@ -252,7 +255,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
 
     Version 1 lacked some GPU and session columns, model events, the latest-poll tables and the
     archived weekly figures; version 2 lacked the per-minute rollup, which is built from the raw
-    rows here. Creating what is missing and adding absent columns covers every step.
+    rows here; version 3 lacked the sessions' token source and chunk-gap percentiles. Creating
+    what is missing and adding absent columns covers every step.
     """
     had_rollup = conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (rollup.TABLES[0],)

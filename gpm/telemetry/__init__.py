@@ -15,6 +15,12 @@ OTHER_MODEL = "other"
 # Sessions that measure inference; "load"/"unload" only move weights and would skew latency.
 PERFORMANCE_KINDS = frozenset({"generation", "embedding"})
 
+# Gaps between content chunks (inter-token latency): OpenTelemetry's recommended boundaries for
+# gen_ai.client.operation.time_per_output_chunk, with finer ones below 10 ms for fast local models.
+CHUNK_GAP_SECONDS_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
+)  # fmt: skip
+
 
 class ModelLabels:
     """Maps model names to a bounded set of label values (beyond ``limit`` -> ``"other"``).

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from gpm import __version__
 from gpm.model import GpuSample, LlmSession, Outcome
 from gpm.state import LiveState
-from gpm.telemetry import PERFORMANCE_KINDS, ModelLabels
+from gpm.telemetry import CHUNK_GAP_SECONDS_BUCKETS, PERFORMANCE_KINDS, ModelLabels
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import CallbackOptions, Histogram, Observation
@@ -190,6 +190,7 @@ class OtlpExporter:
         self._duration: Histogram | None = None
         self._ttft: Histogram | None = None
         self._tpot: Histogram | None = None
+        self._chunk_gap: Histogram | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -242,19 +243,26 @@ class OtlpExporter:
             self._otlp.shutdown()
             closer.join(1.0)
         logging.getLogger(_SDK_EXPORTER_LOGGER).removeFilter(self._filter)
-        self._token_usage = self._duration = self._ttft = self._tpot = None
+        self._token_usage = self._duration = self._ttft = self._tpot = self._chunk_gap = None
 
     # -- LLM sessions ----------------------------------------------------------------------
 
     def observe_session(self, s: LlmSession) -> None:
         """Record a finished session (thread-safe; dropped when not started)."""
-        token_usage, duration, ttft, tpot = (
+        token_usage, duration, ttft, tpot, chunk_gap = (
             self._token_usage,
             self._duration,
             self._ttft,
             self._tpot,
+            self._chunk_gap,
         )
-        if token_usage is None or duration is None or ttft is None or tpot is None:
+        if (
+            token_usage is None
+            or duration is None
+            or ttft is None
+            or tpot is None
+            or chunk_gap is None
+        ):
             return
         if s.kind not in PERFORMANCE_KINDS:
             return
@@ -277,6 +285,8 @@ class OtlpExporter:
         per_token = _seconds_per_output_token(s)
         if per_token is not None:
             tpot.record(per_token, attrs)
+        for gap_ms in s.chunk_gaps_ms:
+            chunk_gap.record(gap_ms / 1000.0, attrs)
 
     # -- GPU instruments -------------------------------------------------------------------
 
@@ -364,6 +374,12 @@ class OtlpExporter:
             "gen_ai.server.time_per_output_token",
             "s",
             "Time per output token after the first, for successful responses.",
+        )
+        self._chunk_gap = meter.create_histogram(
+            "gen_ai.client.operation.time_per_output_chunk",
+            "s",
+            "Time between consecutive content chunks of successful streams, per chunk after the "
+            "first.",
         )
 
     def _callback(
@@ -456,6 +472,7 @@ def _histogram_views() -> list[Any]:
             ("gen_ai.client.operation.duration", OPERATION_DURATION_BUCKETS),
             ("gen_ai.server.time_to_first_token", TIME_TO_FIRST_TOKEN_BUCKETS),
             ("gen_ai.server.time_per_output_token", TIME_PER_OUTPUT_TOKEN_BUCKETS),
+            ("gen_ai.client.operation.time_per_output_chunk", CHUNK_GAP_SECONDS_BUCKETS),
         )
     ]
 

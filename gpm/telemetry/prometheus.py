@@ -30,7 +30,7 @@ from prometheus_client.registry import Collector
 
 from gpm.model import GpuSample, LlmSession, Outcome
 from gpm.state import LiveState
-from gpm.telemetry import PERFORMANCE_KINDS, ModelLabels
+from gpm.telemetry import CHUNK_GAP_SECONDS_BUCKETS, PERFORMANCE_KINDS, ModelLabels
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse
@@ -322,15 +322,23 @@ class LabelledHistogram(Collector):
         self._lock = threading.Lock()
 
     def observe(self, labels: tuple[str, ...], value: float) -> None:
-        if not math.isfinite(value) or value < 0:
-            return  # a broken measurement must not poison _sum
+        self.observe_many(labels, (value,))
+
+    def observe_many(self, labels: tuple[str, ...], values: Iterable[float]) -> None:
+        """Observe several values under one lock (a session's every chunk gap)."""
+        # A broken measurement must not poison _sum.
+        good = [v for v in values if math.isfinite(v) and v >= 0]
+        if not good:
+            return
+        bounds = self._bounds
         with self._lock:
             child = self._children.get(labels)
             if child is None:
                 child = self._children[labels] = _Child(self._heads(labels))
-            child.counts[bisect.bisect_left(self._bounds, value)] += 1
-            child.sum += value
-            child.count += 1
+            for value in good:
+                child.counts[bisect.bisect_left(bounds, value)] += 1
+                child.sum += value
+                child.count += 1
             child.text = None
 
     def _cumulative(self, child: _Child) -> list[int]:
@@ -498,6 +506,13 @@ class MetricsExporter:
             ("model",),
             DURATION_SECONDS_BUCKETS,
         )
+        self._chunk_gap = LabelledHistogram(
+            "gpm_llm_time_per_output_chunk_seconds",
+            "Time between consecutive content chunks of completed streams (inter-token "
+            "latency), one observation per chunk after the first.",
+            ("model",),
+            CHUNK_GAP_SECONDS_BUCKETS,
+        )
         self._tokens = LabelledHistogram(
             "gpm_llm_tokens_per_request",
             "Tokens per completed request.",
@@ -508,6 +523,7 @@ class MetricsExporter:
             self._tps,
             self._ttft,
             self._duration,
+            self._chunk_gap,
             self._tokens,
         )
         # The original exporter's name, kept so dashboards built on it keep working. promtool's
@@ -562,6 +578,8 @@ class MetricsExporter:
                 self._ttft_ms.observe((model,), s.ttft_ms)
         if s.duration_ms is not None:
             self._duration.observe((model,), s.duration_ms / 1000.0)
+        if s.chunk_gaps_ms:
+            self._chunk_gap.observe_many((model,), (g / 1000.0 for g in s.chunk_gaps_ms))
         if s.prompt_tokens is not None:
             self._tokens.observe((model, "prompt"), s.prompt_tokens)
         if s.completion_tokens is not None:

@@ -78,8 +78,14 @@ def build_db(path: Path) -> LiveState:
                 started_at=NOW - 600 + i * 10,
                 prompt_tokens=20,
                 completion_tokens=100 + i,
+                token_source="stream" if i % 2 else "backend",
                 tokens_per_second=50.0 + i,
-                ttft_ms=100.0 + i,
+                ttft_ms=1600.0 if i == 17 else 100.0 + i,
+                load_duration_ms=1500.0 if i == 17 else 5.0,
+                prompt_eval_duration_ms=30.0,
+                chunk_gap_p50_ms=20.0,
+                chunk_gap_p99_ms=35.0,
+                chunk_gaps_ms=(20.0, 35.0),  # for exporters only: never stored or served
                 duration_ms=2000.0,
                 outcome=Outcome.ERROR if i == 19 else Outcome.COMPLETED,
                 streamed=True,
@@ -215,6 +221,19 @@ def test_sessions_paging_and_model_filter(base: str) -> None:
     assert qwen["total"] == 10 and {s["model"] for s in qwen["sessions"]} == {"qwen2:0.5b"}
     s = qwen["sessions"][0]
     assert s["total_tokens"] == s["prompt_tokens"] + s["completion_tokens"]
+
+
+def test_session_token_source_latency_and_ttft_split(base: str) -> None:
+    start = to_rfc3339(NOW - HOUR)
+    body = httpx.get(f"{base}/api/llm-sessions", params={"start_date": start}).json()
+    by_id = {s["id"]: s for s in body["sessions"]}
+    cold, warm, counted = by_id["s17"], by_id["s16"], by_id["s15"]
+    assert (counted["token_source"], warm["token_source"]) == ("stream", "backend")
+    assert (cold["chunk_gap_p50_ms"], cold["chunk_gap_p99_ms"]) == (20.0, 35.0)
+    # TTFT = load + prefill + the rest (queue, network, first decode step).
+    assert cold["cold_start"] is True and cold["ttft_other_ms"] == 1600.0 - 1500.0 - 30.0
+    assert warm["cold_start"] is False and warm["ttft_other_ms"] == 116.0 - 5.0 - 30.0
+    assert "chunk_gaps_ms" not in cold
 
 
 def test_llm_stats(base: str) -> None:

@@ -112,5 +112,6 @@ def session(
         ttft_ms=ttft_ms,
         duration_ms=duration_ms,
         eval_duration_ms=4800.0,
+        chunk_gaps_ms=(20.0, 30.0, 40.0),
         prompt_text="secret prompt that must never leave the proxy",
     )

@@ -123,6 +123,7 @@ EXPECTED = {
     "gen_ai.client.operation.duration": "s",
     "gen_ai.server.time_to_first_token": "s",
     "gen_ai.server.time_per_output_token": "s",
+    "gen_ai.client.operation.time_per_output_chunk": "s",
 }
 
 
@@ -188,6 +189,9 @@ def test_exports_gpu_and_genai_metrics(receiver: tuple[int, Receiver]) -> None:
     assert 300.0 in ttft.explicit_bounds  # room for cold starts
     tpot = point(metrics["gen_ai.server.time_per_output_token"], **chat)
     assert tpot.sum == pytest.approx(1 / 50)
+    # Every gap between content chunks of the one completed stream, none of the others.
+    gaps = point(metrics["gen_ai.client.operation.time_per_output_chunk"], **chat)
+    assert (gaps.count, gaps.sum) == (3, pytest.approx(0.09))
     duration = metrics["gen_ai.client.operation.duration"]
     assert point(duration, **chat, **{"error.type": "error"}).sum == pytest.approx(0.1)
     embed = point(duration, **{"gen_ai.operation.name": "embeddings"})

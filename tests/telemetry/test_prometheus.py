@@ -103,6 +103,12 @@ def test_llm_metrics(exporter: MetricsExporter) -> None:
     assert value(s, "gpm_llm_tokens_per_second_bucket", model=q, le="+Inf") == 1
     assert value(s, "gpm_llm_tokens_per_request_sum", model=q, type="completion") == 298
     assert value(s, "gpm_llm_request_duration_seconds_sum", model=q) == pytest.approx(4.8)
+    # Inter-token latency: one observation per gap between content chunks (20, 30, 40 ms).
+    gap = "gpm_llm_time_per_output_chunk_seconds"
+    assert value(s, f"{gap}_count", model=q) == 3
+    assert value(s, f"{gap}_sum", model=q) == pytest.approx(0.09)
+    assert value(s, f"{gap}_bucket", model=q, le="0.025") == 1
+    assert value(s, f"{gap}_count", model="llama3:8b") is None
     # A failed request has no performance samples.
     assert value(s, "gpm_llm_tokens_per_second_count", model="llama3:8b") is None
     assert value(s, "gpm_llm_models_loaded") == 2

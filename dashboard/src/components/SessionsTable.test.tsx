@@ -7,27 +7,36 @@ import { SessionsTable } from "./SessionsTable";
 afterEach(cleanup);
 
 describe("SessionsTable", () => {
-  it("renders one row per session with formatted figures", () => {
-    render(<SessionsTable data={fixture as LlmSessions} />);
-    const rows = screen.getAllByTestId("session-row");
-    expect(rows).toHaveLength(3);
-    const cells = within(rows[0] as HTMLElement)
+  const cellsOf = (row: number) =>
+    within(screen.getAllByTestId("session-row")[row] as HTMLElement)
       .getAllByRole("cell")
       .map((cell) => cell.textContent);
-    expect(cells.slice(1)).toEqual(["qwen2:0.5b", "324", "62.1", "130 ms", "4.80 s", "completed"]);
-    expect(screen.getByText("3 of 3 sessions in the last 24 hours")).toBeTruthy();
+
+  it("renders one row per session with formatted figures", () => {
+    render(<SessionsTable data={fixture as LlmSessions} />);
+    expect(screen.getAllByTestId("session-row")).toHaveLength(4);
+    expect(cellsOf(1).slice(1)).toEqual([
+      "qwen2:0.5b",
+      "298",
+      "62.1",
+      "1.63 s coldload 1.50 s · prefill 24 ms · other 107 ms",
+      "16 ms",
+      "6.40 s",
+      "completed",
+    ]);
+    expect(screen.getByText("4 of 4 sessions in the last 24 hours")).toBeTruthy();
+  });
+
+  it("marks a token count the proxy made from the stream", () => {
+    render(<SessionsTable data={fixture as LlmSessions} />);
+    expect(cellsOf(0).slice(1, 6)).toEqual(["tiny-llama", "~32", "410.5", "21 ms", "2 ms"]);
+    expect(screen.getByTitle(/the server sent no count/).textContent).toBe("~32");
   });
 
   it("shows dashes for what the backend did not report", () => {
     render(<SessionsTable data={fixture as LlmSessions} />);
-    const cancelled = within(screen.getAllByTestId("session-row")[1] as HTMLElement)
-      .getAllByRole("cell")
-      .map((cell) => cell.textContent);
-    expect(cancelled.slice(1)).toEqual(["llama3.2:1b", "12", "—", "—", "1 m 02 s", "cancelled"]);
-    const failed = within(screen.getAllByTestId("session-row")[2] as HTMLElement)
-      .getAllByRole("cell")
-      .map((cell) => cell.textContent);
-    expect(failed.slice(1)).toEqual(["—", "—", "—", "—", "3 ms", "error"]);
+    expect(cellsOf(2).slice(1)).toEqual(["llama3.2:1b", "—", "—", "—", "—", "1 m 02 s", "cancelled"]);
+    expect(cellsOf(3).slice(1)).toEqual(["—", "—", "—", "—", "—", "3 ms", "error"]);
   });
 
   it("says so when there are no sessions", () => {

@@ -1,5 +1,27 @@
-import type { LlmSessions } from "../api";
+import type { LlmSession, LlmSessions } from "../api";
 import { formatMs, formatNumber, formatTime, NA } from "../format";
+
+/** Completion tokens; "~" marks a count the proxy made from the stream, not the server's. */
+function Tokens({ s }: { s: LlmSession }) {
+  const text = formatNumber(s.completion_tokens);
+  if (s.token_source !== "stream" || s.completion_tokens === null) return <>{text}</>;
+  return <span title="counted by GPM from the stream: the server sent no count">~{text}</span>;
+}
+
+/** The TTFT and, where the server timed its parts, what it was spent on. */
+function Ttft({ s }: { s: LlmSession }) {
+  const parts: string[] = [];
+  if (s.load_duration_ms !== null && s.cold_start) parts.push(`load ${formatMs(s.load_duration_ms)}`);
+  if (s.prompt_eval_duration_ms !== null) parts.push(`prefill ${formatMs(s.prompt_eval_duration_ms)}`);
+  if (s.ttft_other_ms !== null) parts.push(`other ${formatMs(s.ttft_other_ms)}`);
+  return (
+    <>
+      {formatMs(s.ttft_ms)}
+      {s.cold_start ? <span className="chip cold-start" title="the model had to be loaded first"> cold</span> : null}
+      {s.ttft_ms !== null && parts.length > 0 ? <small className="ttft-split">{parts.join(" · ")}</small> : null}
+    </>
+  );
+}
 
 /** LLM requests through the proxy, newest first. */
 export function SessionsTable({ data }: { data: LlmSessions | null }) {
@@ -17,9 +39,10 @@ export function SessionsTable({ data }: { data: LlmSessions | null }) {
           <tr>
             <th>Time</th>
             <th>Model</th>
-            <th>Tokens</th>
+            <th title="completion tokens; ~ counted by GPM from the stream">Out tokens</th>
             <th>TPS</th>
             <th>TTFT</th>
+            <th title="inter-token latency: median gap between content chunks">ITL p50</th>
             <th>Duration</th>
             <th>Outcome</th>
           </tr>
@@ -31,9 +54,16 @@ export function SessionsTable({ data }: { data: LlmSessions | null }) {
                 <time dateTime={s.started_at}>{formatTime(s.started_at)}</time>
               </td>
               <td>{s.model ?? NA}</td>
-              <td>{formatNumber(s.total_tokens)}</td>
+              <td>
+                <Tokens s={s} />
+              </td>
               <td>{formatNumber(s.tokens_per_second, 1)}</td>
-              <td>{formatMs(s.ttft_ms)}</td>
+              <td>
+                <Ttft s={s} />
+              </td>
+              <td title={s.chunk_gap_p99_ms === null ? undefined : `p99 ${formatMs(s.chunk_gap_p99_ms)}`}>
+                {formatMs(s.chunk_gap_p50_ms)}
+              </td>
               <td>{formatMs(s.duration_ms)}</td>
               <td>
                 <span className={`chip outcome-${s.outcome}`}>{s.outcome}</span>
