@@ -4,10 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages: gcc builds the fake libnvidia-ml.so.1, chromium runs the dashboard tests,
-# prometheus/promtool check the metrics.
+# System packages: gcc builds the fake libnvidia-ml.so.1, g++ builds llama.cpp (the real inference
+# server behind the proxy tests), chromium runs the dashboard tests, prometheus/promtool check the
+# metrics.
 missing=()
 command -v gcc >/dev/null || missing+=(gcc libc6-dev)
+command -v g++ >/dev/null || missing+=(g++)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v promtool >/dev/null || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
