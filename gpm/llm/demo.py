@@ -42,6 +42,7 @@ _TEXT = (
 )
 _WORDS = _TEXT.split(" ")
 KEEP_ALIVE_SECS = 300.0
+WARM_LOAD_SECS = 0.004
 
 
 def _iso(ts: float) -> str:
@@ -103,7 +104,7 @@ class DemoBackend:
     async def _warm_up(self, model: DemoModel, prompt_tokens: int) -> tuple[float, float]:
         """Simulated load and prefill; returns their durations in seconds."""
         now = time.time()
-        load = 0.0
+        load = WARM_LOAD_SECS  # Ollama reports a few ms of "load" for a resident model too
         if self._resident.get(model.name, 0.0) < now:
             load = model.load_seconds * self.time_scale
         prefill = prompt_tokens / model.prefill_tokens_per_second * self.time_scale
@@ -150,7 +151,7 @@ class DemoBackend:
         final.update(
             done_reason="stop",
             total_duration=int((time.perf_counter() - begin) * 1e9),
-            load_duration=int(load * 1e9) or None,
+            load_duration=int(load * 1e9),
             prompt_eval_count=prompt_tokens,
             prompt_eval_duration=int(prefill * 1e9),
             eval_count=len(tokens),
