@@ -10,6 +10,7 @@ times the stream itself.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from gpm.llm.wire import (
@@ -29,11 +30,7 @@ from gpm.model import LlmSession
 _ROUTINE_MARKS = (b'"finish_reason":null', b'"finish_reason": null', b'"content_block_delta"')
 _MATTERS = (b'"usage"', b'"error"')
 # A delta that may carry nothing generated: parsed even on the cheap path, so it is not counted.
-_MAYBE_EMPTY = (
-    b'"content":""', b'"content": ""', b'"content":null', b'"content": null',
-    b'"delta":{}', b'"delta": {}', b'"text":""', b'"text": ""',
-    b'"partial_json":""', b'"partial_json": ""',
-)  # fmt: skip
+_MAYBE_EMPTY = re.compile(rb'"(?:content|text|partial_json)": ?(?:""|null)|"delta": ?\{\}')
 
 
 class OpenAiDialect:
@@ -57,7 +54,7 @@ class OpenAiDialect:
             not parse_all
             and any(mark in payload for mark in _ROUTINE_MARKS)
             and not any(mark in payload for mark in _MATTERS)
-            and not any(mark in payload for mark in _MAYBE_EMPTY)
+            and _MAYBE_EMPTY.search(payload) is None
         ):
             return ROUTINE
         obj, failed = read_object(payload, session)
