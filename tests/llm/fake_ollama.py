@@ -274,6 +274,8 @@ class FakeOllama:
         # Like Ollama, vLLM and llama.cpp: a role-only first delta, then one delta per token.
         await send([{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}])
         for i, token in enumerate(plan.tokens):
+            if plan.hang_after is not None and i == plan.hang_after:
+                await asyncio.Event().wait()
             if i:
                 await asyncio.sleep(plan.token_delay)
             await send([{"index": 0, "delta": {"content": token}, "finish_reason": None}])

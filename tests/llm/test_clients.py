@@ -101,3 +101,21 @@ async def test_openai_prompt_and_reply_text_only_when_stored(px_prompts: Proxied
     _ = [c async for c in stream]
     s = await px_prompts.session()
     assert s.prompt_text == "user: hi" and s.response_text == "Hello, world!"
+
+
+async def test_openai_client_cancel_after_k_chunks_counts_k(px: Proxied) -> None:
+    px.fake.plan.tokens = ["a", "b", "c", "d", "e"]
+    px.fake.plan.hang_after = 3  # the backend would go on; the client leaves first
+    stream = await openai_client(px).chat.completions.create(
+        model="llama3.2", messages=MESSAGES, stream=True
+    )
+    seen = 0
+    async for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            seen += 1
+            if seen == 3:
+                break
+    await stream.close()
+    s = await px.session()
+    # The role-only first delta is not a token: exactly the three the client read.
+    assert (s.outcome, s.completion_tokens, s.token_source) == (Outcome.CANCELLED, 3, "stream")
