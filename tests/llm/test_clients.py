@@ -9,7 +9,7 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from gpm.model import Outcome
 from tests.llm.fake_ollama import NOT_FOUND, fixture
-from tests.llm.harness import Proxied
+from tests.llm.harness import ClientView, Proxied, read_async_stream
 
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 OLLAMA_MESSAGES = [{"role": "user", "content": "hi"}]
@@ -109,12 +109,7 @@ async def test_openai_client_cancel_after_k_chunks_counts_k(px: Proxied) -> None
     stream = await openai_client(px).chat.completions.create(
         model="llama3.2", messages=MESSAGES, stream=True
     )
-    seen = 0
-    async for chunk in stream:
-        if chunk.choices and chunk.choices[0].delta.content:
-            seen += 1
-            if seen == 3:
-                break
+    await read_async_stream(ClientView(), stream, stop_after=3)
     await stream.close()
     s = await px.session()
     # The role-only first delta is not a token: exactly the three the client read.

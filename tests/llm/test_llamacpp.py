@@ -11,15 +11,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
 from gpm.model import LlmSession, Outcome
-from tests.llm.harness import Metered, start_metered
+from tests.llm.harness import (
+    ClientView,
+    Metered,
+    read_async_stream,
+    read_stream,
+    start_metered,
+)
 from tests.llm.llama_server import MODEL_ALIAS, llama_server
 from tests.llm.tiny_model import N_CTX
 
@@ -50,69 +56,33 @@ async def aclient(lx: Metered) -> AsyncIterator[openai.AsyncOpenAI]:
     await client.close()
 
 
-@dataclass
-class Seen:
-    """What the client saw of one streamed reply, on its own clock."""
+def stream_request(max_tokens: int, include_usage: bool) -> dict[str, Any]:
+    return {
+        "model": MODEL_ALIAS,
+        "messages": MESSAGES,
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True} if include_usage else openai.omit,
+    }
 
-    content_chunks: int
-    text: str
-    ttft_ms: float
-    duration_ms: float
-    finish_reason: str | None
 
-
-def sync_stream(client: openai.OpenAI, max_tokens: int, include_usage: bool = False) -> Seen:
+def sync_stream(client: openai.OpenAI, max_tokens: int, include_usage: bool = False) -> ClientView:
     """The sync client, read to the end the way it reads (it closes once it has ``[DONE]``)."""
-    t0 = time.perf_counter()
-    first: float | None = None
-    parts: list[str] = []
-    finish = None
-    stream = client.chat.completions.create(
-        model=MODEL_ALIAS,
-        messages=MESSAGES,
-        max_tokens=max_tokens,
-        temperature=0,
-        stream=True,
-        stream_options={"include_usage": True} if include_usage else openai.omit,
-    )
-    for chunk in stream:
-        for choice in chunk.choices:
-            if choice.delta.content:
-                first = first or time.perf_counter()
-                parts.append(choice.delta.content)
-            finish = choice.finish_reason or finish
-    end = time.perf_counter()
-    assert first is not None
-    return Seen(len(parts), "".join(parts), (first - t0) * 1e3, (end - t0) * 1e3, finish)
+    view = ClientView()
+    stream = client.chat.completions.create(**stream_request(max_tokens, include_usage))
+    return read_stream(view, stream)
 
 
 async def async_stream(
     client: openai.AsyncOpenAI, max_tokens: int, include_usage: bool = False
-) -> Seen:
-    t0 = time.perf_counter()
-    first: float | None = None
-    parts: list[str] = []
-    finish = None
-    stream = await client.chat.completions.create(
-        model=MODEL_ALIAS,
-        messages=MESSAGES,
-        max_tokens=max_tokens,
-        temperature=0,
-        stream=True,
-        stream_options={"include_usage": True} if include_usage else openai.omit,
-    )
-    async for chunk in stream:
-        for choice in chunk.choices:
-            if choice.delta.content:
-                first = first or time.perf_counter()
-                parts.append(choice.delta.content)
-            finish = choice.finish_reason or finish
-    end = time.perf_counter()
-    assert first is not None
-    return Seen(len(parts), "".join(parts), (first - t0) * 1e3, (end - t0) * 1e3, finish)
+) -> ClientView:
+    view = ClientView()
+    stream = await client.chat.completions.create(**stream_request(max_tokens, include_usage))
+    return await read_async_stream(view, stream)
 
 
-def assert_matches_client(s: LlmSession, seen: Seen) -> None:
+def assert_matches_client(s: LlmSession, seen: ClientView) -> None:
     assert s.outcome is Outcome.COMPLETED, (s.outcome, s.error)
     assert s.streamed and s.done_reason == seen.finish_reason == "length"
     # llama-cpp-python's server sends no usage in a stream (it ignores include_usage): the
@@ -120,6 +90,7 @@ def assert_matches_client(s: LlmSession, seen: Seen) -> None:
     assert (s.completion_tokens, s.token_source) == (seen.content_chunks, "stream")
     assert s.prompt_tokens is None  # nobody reported it: unknown, not 0
     assert s.ttft_ms is not None and s.duration_ms is not None
+    assert seen.ttft_ms is not None and seen.duration_ms is not None
     assert -CLOCK_MS < seen.ttft_ms - s.ttft_ms < CLOCK_MS
     assert -CLOCK_MS < seen.duration_ms - s.duration_ms < CLOCK_MS
 
@@ -189,12 +160,7 @@ async def test_client_cancel_mid_stream_is_cancelled_with_what_was_forwarded(
     stream = await aclient.chat.completions.create(
         model=MODEL_ALIAS, messages=MESSAGES, max_tokens=N_CTX * 4, temperature=0, stream=True
     )
-    read = 0
-    async for chunk in stream:
-        if chunk.choices and chunk.choices[0].delta.content:
-            read += 1
-            if read == 3:
-                break
+    await read_async_stream(ClientView(), stream, stop_after=3)
     await stream.close()  # the client leaves long before the server would finish
     s = await lx.session()
     assert s.outcome is Outcome.CANCELLED and s.token_source == "stream"
@@ -209,7 +175,7 @@ async def test_concurrent_streams_are_each_timed_on_their_own(
     sessions = [await lx.session(), await lx.session()]
     assert len({s.id for s in sessions}) == 2
     by_ttft = sorted(sessions, key=lambda s: s.ttft_ms or 0.0)
-    for s, client_view in zip(by_ttft, sorted(seen, key=lambda v: v.ttft_ms), strict=True):
+    for s, client_view in zip(by_ttft, sorted(seen, key=lambda v: v.ttft_ms or 0.0), strict=True):
         assert_matches_client(s, client_view)
     first, second = by_ttft
     assert first.duration_ms is not None and second.ttft_ms is not None
