@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from gpm.classify.tracker import ProcessTracker
 from gpm.model import GpuProcess, GpuSample, Snapshot
-from gpm.processes import ProcessTracker
 
 N = 200
 STEADY_POLLS = 300

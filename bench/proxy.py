@@ -53,7 +53,7 @@ async def _backend() -> None:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
     await site.start()
-    from gpm.llm.proxy import bound_port
+    from gpm.net import bound_port
 
     print(bound_port(site), flush=True)
     await asyncio.Event().wait()

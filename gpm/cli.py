@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 from gpm import __version__
 from gpm.config import ConfigError, LoadedConfig, describe, load_config
+from gpm.errors import UserError
 from gpm.model import LlmSession, Snapshot
 from gpm.timefmt import parse_since, to_rfc3339
 from gpm.views import session_view, snapshot_view
@@ -24,8 +25,8 @@ from gpm.views import session_view, snapshot_view
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 
-class CliError(Exception):
-    """A failure the user can act on; printed as one line, exit code 1."""
+class CliError(UserError):
+    """A failure of a command's own the user can act on; printed as one line, exit code 1."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -152,7 +153,7 @@ def _guarded(fn: Callable[[], int]) -> int:
     except ConfigError as exc:
         print(f"gpm: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except CliError as exc:
+    except UserError as exc:
         print(f"gpm: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
@@ -185,16 +186,16 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _read_snapshot(loaded: LoadedConfig, demo: bool) -> Snapshot:
+    from gpm.classify import read_and_classify
+    from gpm.classify.tracker import ProcessTracker
     from gpm.gpu import open_gpu_source
-    from gpm.processes import ProcessTracker
 
     source = open_gpu_source(loaded.config.gpu, demo=demo, logger=logging.getLogger("gpm.gpu"))
+    tracker = ProcessTracker(rules=loaded.config.classifier.rules)
     try:
-        snap = source.poll(time.time())
+        snap, _ = read_and_classify(source, tracker, time.time())
     finally:
         source.close()
-    tracker = ProcessTracker(rules=loaded.config.classifier.rules)
-    snap, _ = tracker.update(snap)
     return snap
 
 

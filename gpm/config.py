@@ -7,7 +7,6 @@ name the key, the value and the source. Unknown keys and bad values are errors.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import os
 import re
 import tomllib
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gpm.model import Workload
+from gpm.net import is_loopback
 from gpm.paths import default_config_path, default_data_dir
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -241,15 +241,6 @@ _URLS = (
     ("telemetry.otlp_endpoint", False),
     ("alerts.webhook_url", True),
 )
-
-
-def is_loopback(host: str) -> bool:
-    if host in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _validate(cfg: Config, src: Mapping[str, str]) -> None:

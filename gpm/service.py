@@ -21,15 +21,18 @@ from typing import Any
 
 import uvicorn
 
-from gpm.alerts import AlertEngine
+from gpm.alerts.engine import AlertEngine
 from gpm.api.app import ApiContext, create_app
 from gpm.api.stream import Broadcaster
+from gpm.classify import read_and_classify
+from gpm.classify.tracker import ProcessTracker
 from gpm.config import Config, LoadedConfig
+from gpm.errors import UserError
 from gpm.gpu import open_gpu_source
 from gpm.gpu.base import GpuSource
 from gpm.lock import AlreadyRunning, DataDirLock
 from gpm.model import Alert, LlmSession, LoadedModel, ModelEvent, ProcessEvent, Snapshot
-from gpm.processes import ProcessTracker
+from gpm.net import bind_sockets
 from gpm.state import LiveState
 from gpm.storage.db import DatabaseError
 from gpm.storage.queries import Queries
@@ -40,8 +43,8 @@ log = logging.getLogger("gpm.service")
 SHUTDOWN_TIMEOUT = 5.0
 
 
-class StartupError(Exception):
-    """The service cannot start at all (lock held, database unusable)."""
+class StartupError(UserError):
+    """The service cannot start at all (lock held, database unusable, a port in use)."""
 
 
 class _ApiServer(uvicorn.Server):
@@ -50,29 +53,6 @@ class _ApiServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
-
-
-def bind_sockets(host: str, ports: list[int], what: str) -> list[socket.socket]:
-    """Bind listening sockets up front so a busy port is a clear error, not a log line later."""
-    socks: list[socket.socket] = []
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    for port in dict.fromkeys(ports):
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            sock.close()
-            for s in socks:
-                s.close()
-            raise OSError(
-                f"{what}: cannot listen on {host}:{port}: {exc.strerror} "
-                f"(is another program using the port? change it in the config)"
-            ) from None
-        sock.listen(128)
-        sock.setblocking(False)
-        socks.append(sock)
-    return socks
 
 
 class Service:
@@ -165,7 +145,7 @@ class Service:
             log.error("%s not started: %s; the other parts keep running", what, exc)
 
     async def _start_alerts(self) -> None:
-        from gpm.notify import Notifier
+        from gpm.alerts.notify import Notifier
 
         self.notifier = Notifier(self.config.alerts, logging.getLogger("gpm.alerts"))
         await self.notifier.start()
@@ -312,7 +292,7 @@ class Service:
 
     def _read(self) -> tuple[Snapshot, list[ProcessEvent]]:
         """Read the GPUs and classify their processes: one trip to a worker thread per poll."""
-        return self.tracker.update(self.source.poll(self.clock()))
+        return read_and_classify(self.source, self.tracker, self.clock())
 
     async def poll_once(self) -> None:
         health = self.state.health
@@ -441,32 +421,25 @@ def _run(main: Callable[[asyncio.Event], Any]) -> int:
 
 def run_service(loaded: LoadedConfig, *, demo: bool = False) -> int:
     """``gpm run``."""
-    from gpm.cli import CliError
-
     cfg = loaded.config
     lock = DataDirLock(cfg.service.data_dir)
     try:
         lock.acquire()
     except AlreadyRunning as exc:
-        raise CliError(str(exc)) from None
+        raise StartupError(str(exc)) from None
     except OSError as exc:
-        raise CliError(f"cannot use data directory {cfg.service.data_dir}: {exc}") from None
+        raise StartupError(f"cannot use data directory {cfg.service.data_dir}: {exc}") from None
     try:
-        service = Service(cfg, demo=demo)
-        return _run(service.run)
-    except StartupError as exc:
-        raise CliError(str(exc)) from None
+        return _run(Service(cfg, demo=demo).run)
     finally:
         lock.release()
 
 
 def run_server(loaded: LoadedConfig) -> int:
     """``gpm-server``: the API and dashboard over a database another gpm writes."""
-    from gpm.cli import CliError
-
     cfg = loaded.config
     if not cfg.database_path.exists():
-        raise CliError(
+        raise StartupError(
             f"no database at {cfg.database_path}: start `gpm run` first, or point "
             "service.data_dir at its data directory"
         )
@@ -503,4 +476,4 @@ def run_server(loaded: LoadedConfig) -> int:
     try:
         return _run(main)
     except OSError as exc:
-        raise CliError(str(exc)) from None
+        raise StartupError(str(exc)) from None

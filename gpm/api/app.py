@@ -28,8 +28,9 @@ from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 from gpm import __version__
 from gpm.api import schemas
 from gpm.api.stream import Broadcaster
-from gpm.config import Config, is_loopback
+from gpm.config import Config
 from gpm.model import Snapshot
+from gpm.net import is_loopback
 from gpm.state import LiveState
 from gpm.storage.db import DatabaseError
 from gpm.storage.queries import Queries

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from gpm.llm.proxy import bound_port
+from gpm.net import bound_port
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,12 +22,12 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from gpm.config import is_loopback
 from gpm.llm.members import TopLevelMembers
 from gpm.llm.ollama import OllamaDialect
 from gpm.llm.openai import OpenAiDialect
 from gpm.llm.wire import Dialect, error_message, mark_error, parse_json, rate
 from gpm.model import LlmSession, Outcome
+from gpm.net import bound_port, is_loopback
 
 # A request body up to this size is read whole before it is sent on, and parsed at once; a larger
 # or longer one streams through, its few wanted members picked out on the way.
@@ -480,13 +480,3 @@ def _response_headers(raw: tuple[tuple[bytes, bytes], ...]) -> CIMultiDict[str]:
     for name in {k for k in headers if k.lower() in drop}:
         del headers[name]
     return headers
-
-
-def bound_port(site: web.TCPSite) -> int:
-    """The port a site listens on (the one the OS chose when asked for port 0)."""
-    server = site._server
-    sockets = getattr(server, "sockets", None)
-    if not sockets:
-        raise RuntimeError("the site is not listening")
-    port: int = sockets[0].getsockname()[1]
-    return port

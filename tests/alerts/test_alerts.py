@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-from gpm.alerts import AlertEngine
+from gpm.alerts.engine import AlertEngine
 from gpm.config import AlertsConfig
 from gpm.model import Alert, GpuSample, Snapshot
 from gpm.state import Health

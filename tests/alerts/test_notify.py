@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from gpm.alerts.notify import Notifier
 from gpm.config import AlertsConfig
 from gpm.model import Alert
-from gpm.notify import Notifier
 
 FIRING = Alert(
     timestamp=1_795_000_000.0,

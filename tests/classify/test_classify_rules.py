@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from gpm.classify import classify, container_of, model_name
+from gpm.classify.facts import ProcessFacts, read_facts
+from gpm.classify.rules import classify, container_of, model_name
 from gpm.config import ClassifierRule
 from gpm.model import Classification, Workload
-from gpm.procfacts import ProcessFacts, read_facts
 
 PROC = Path(__file__).parent.parent / "fixtures" / "proc"
 

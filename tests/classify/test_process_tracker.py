@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from gpm.classify.tracker import ProcessTracker
 from gpm.config import ClassifierRule
 from gpm.model import Classification, GpuProcess, GpuSample, ProcessEvent, Snapshot, Workload
-from gpm.processes import ProcessTracker
 
 PROC = Path(__file__).parent.parent / "fixtures" / "proc"
 MiB = 1 << 20

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gpm.procfacts import ExitWatch, read_facts, read_started_at
+from gpm.classify.facts import ExitWatch, read_facts, read_started_at
 
 PROC = Path(__file__).parent.parent / "fixtures" / "proc"
 BTIME = 1795000000.0

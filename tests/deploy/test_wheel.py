@@ -84,7 +84,7 @@ class Home:
 def test_wheel_holds_the_dashboard(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "gpm/api/static/index.html" in names
-    assert "gpm/alerts.py" in names and "gpm/systemd.py" in names
+    assert "gpm/alerts/engine.py" in names and "gpm/systemd.py" in names
     assert not any(n.startswith(("tests/", "dashboard/")) for n in names)
 
 

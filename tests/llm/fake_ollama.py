@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gpm.llm.proxy import bound_port
+from gpm.net import bound_port
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ollama"
 CREATED_AT = "2026-11-27T10:00:00.000000Z"

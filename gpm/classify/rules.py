@@ -12,9 +12,9 @@ import itertools
 import re
 from collections.abc import Callable, Iterable, Sequence
 
+from gpm.classify.facts import ProcessFacts
 from gpm.config import ClassifierRule
 from gpm.model import Classification, Workload
-from gpm.procfacts import ProcessFacts
 
 _Rule = Callable[[ProcessFacts], Classification | None]
 

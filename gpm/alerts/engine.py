@@ -1,7 +1,7 @@
 """Alert rules as a pure state machine: readings in, firing/resolved transitions out.
 
 No I/O and no clock of its own: the service passes each snapshot, GPM's health and ``now``, and
-delivers whatever transitions come back (see ``gpm.notify``). Every rule has the same shape:
+delivers whatever transitions come back (see ``gpm.alerts.notify``). Every rule has the same shape:
 
 * a reading is *above* (the alert condition holds), *below* (clearly clear: for numeric rules
   under ``threshold - hysteresis``), *between* (the hysteresis band: hold the current state) or

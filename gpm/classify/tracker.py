@@ -19,10 +19,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gpm.classify import classify
+from gpm.classify.facts import PROC, ExitWatch, read_facts
+from gpm.classify.rules import classify
 from gpm.config import ClassifierRule
 from gpm.model import Classification, GpuProcess, GpuSample, ProcessEvent, Snapshot
-from gpm.procfacts import PROC, ExitWatch, read_facts
 
 
 @dataclass(slots=True)

@@ -1,0 +1,2 @@
+"""Alerts: ``engine`` turns readings into firing/resolved transitions (pure), ``notify`` delivers
+them (log, webhook, desktop)."""
