@@ -219,7 +219,7 @@ def _seconds(ms: float | None) -> float | None:
     return None if ms is None else ms / 1000
 
 
-def _gib(value: int | None) -> str:
+def _gib(value: float | None) -> str:
     return "-" if value is None else f"{value / 2**30:.1f}"
 
 

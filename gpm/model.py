@@ -6,8 +6,11 @@ API) only read them. A value the hardware or backend did not report is ``None``,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+from gpm.catalog import STORED_NAMES
 
 
 class Workload(StrEnum):
@@ -54,51 +57,83 @@ class GpuProcess:
     classification: Classification | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class GpuSample:
     """One reading of one GPU at one time.
 
     ``up`` is False when the GPU could not be read at all (lost, driver gone); then ``error``
     says why and every reading is None. ``processes`` is None when the process list is unknown
     (e.g. a binding/driver mismatch), and an empty tuple when there are none.
+
+    The numeric readings are those of :mod:`gpm.catalog`: pass them as keywords, read them as
+    attributes (``sample.temperature_celsius``); one that was not reported reads as None.
+    ``readings`` holds the reported ones.
     """
 
     gpu_id: int
     timestamp: float  # epoch seconds
-    uuid: str | None = None
-    name: str | None = None
-    simulated: bool = False
-    up: bool = True
-    error: str | None = None
-    utilization_percent: float | None = None
-    memory_utilization_percent: float | None = None
-    memory_used_bytes: int | None = None
-    memory_total_bytes: int | None = None
-    memory_free_bytes: int | None = None
-    temperature_celsius: float | None = None
-    power_watts: float | None = None
-    power_limit_watts: float | None = None
-    fan_percent: float | None = None
-    clock_graphics_mhz: int | None = None
-    clock_sm_mhz: int | None = None
-    clock_memory_mhz: int | None = None
-    performance_state: int | None = None  # P0 = 0 ... P15 = 15
-    encoder_utilization_percent: float | None = None
-    decoder_utilization_percent: float | None = None
-    pcie_tx_bytes_per_second: int | None = None
-    pcie_rx_bytes_per_second: int | None = None
+    uuid: str | None
+    name: str | None
+    simulated: bool
+    up: bool
+    error: str | None
     # Active clock-event (throttle) reasons by short name, e.g. ("sw_power_cap", "hw_slowdown").
-    throttle_reasons: tuple[str, ...] | None = None
-    energy_joules: float | None = None  # total since driver load
-    ecc_errors_corrected: int | None = None
-    ecc_errors_uncorrected: int | None = None
-    processes: tuple[GpuProcess, ...] | None = ()
+    throttle_reasons: tuple[str, ...] | None
+    processes: tuple[GpuProcess, ...] | None
+    readings: Mapping[str, float]
+
+    def __init__(
+        self,
+        gpu_id: int,
+        timestamp: float,
+        uuid: str | None = None,
+        name: str | None = None,
+        simulated: bool = False,
+        up: bool = True,
+        error: str | None = None,
+        throttle_reasons: tuple[str, ...] | None = None,
+        processes: tuple[GpuProcess, ...] | None = (),
+        readings: Mapping[str, float] | None = None,
+        **values: float | None,
+    ) -> None:
+        unknown = values.keys() - STORED_NAMES
+        if unknown:
+            raise TypeError(
+                f"GpuSample: not a reading in gpm.catalog: {', '.join(sorted(unknown))}"
+            )
+        merged = dict(readings or {})
+        for key, value in values.items():  # a keyword wins over ``readings``; None unsets
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        init = object.__setattr__
+        init(self, "gpu_id", gpu_id)
+        init(self, "timestamp", timestamp)
+        init(self, "uuid", uuid)
+        init(self, "name", name)
+        init(self, "simulated", simulated)
+        init(self, "up", up)
+        init(self, "error", error)
+        init(self, "throttle_reasons", throttle_reasons)
+        init(self, "processes", processes)
+        init(self, "readings", merged)
+
+    def __getattr__(self, name: str) -> float | None:
+        """A catalog reading (None when not reported); anything else is an AttributeError."""
+        if name in STORED_NAMES:
+            return self.readings.get(name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def memory_percent(self) -> float | None:
-        if self.memory_used_bytes is None or not self.memory_total_bytes:
+        used, total = (
+            self.readings.get("memory_used_bytes"),
+            self.readings.get("memory_total_bytes"),
+        )
+        if used is None or not total:
             return None
-        return 100.0 * self.memory_used_bytes / self.memory_total_bytes
+        return 100.0 * used / total
 
 
 @dataclass(frozen=True, slots=True)

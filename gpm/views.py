@@ -10,6 +10,7 @@ from dataclasses import fields
 from enum import Enum
 from typing import Any
 
+from gpm.catalog import READINGS
 from gpm.model import (
     Alert,
     GpuProcess,
@@ -22,34 +23,7 @@ from gpm.model import (
 )
 from gpm.timefmt import to_rfc3339
 
-_SAMPLE_FIELDS = (
-    "gpu_id",
-    "uuid",
-    "name",
-    "simulated",
-    "up",
-    "error",
-    "utilization_percent",
-    "memory_utilization_percent",
-    "memory_used_bytes",
-    "memory_total_bytes",
-    "memory_free_bytes",
-    "temperature_celsius",
-    "power_watts",
-    "power_limit_watts",
-    "fan_percent",
-    "clock_graphics_mhz",
-    "clock_sm_mhz",
-    "clock_memory_mhz",
-    "performance_state",
-    "encoder_utilization_percent",
-    "decoder_utilization_percent",
-    "pcie_tx_bytes_per_second",
-    "pcie_rx_bytes_per_second",
-    "energy_joules",
-    "ecc_errors_corrected",
-    "ecc_errors_uncorrected",
-)
+_IDENTITY = ("gpu_id", "uuid", "name", "simulated", "up", "error")
 
 
 def process_view(p: GpuProcess, now: float) -> dict[str, Any]:
@@ -72,9 +46,11 @@ def process_view(p: GpuProcess, now: float) -> dict[str, Any]:
 
 
 def sample_view(s: GpuSample, now: float) -> dict[str, Any]:
-    out: dict[str, Any] = {name: getattr(s, name) for name in _SAMPLE_FIELDS}
-    pct = s.memory_percent
-    out["memory_percent"] = round(pct, 2) if pct is not None else None
+    """One GPU: its identity, every catalog reading (null when not reported), its processes."""
+    out: dict[str, Any] = {name: getattr(s, name) for name in _IDENTITY}
+    for r in READINGS:
+        value = getattr(s, r.name)
+        out[r.name] = round(value, r.digits) if value is not None and r.digits else value
     out["throttle_reasons"] = list(s.throttle_reasons) if s.throttle_reasons is not None else None
     out["processes"] = None if s.processes is None else [process_view(p, now) for p in s.processes]
     return out

@@ -92,7 +92,7 @@ class AlertEngine:
         self._cfg = cfg
         self._ecc_quiet_secs = ecc_quiet_secs
         self._tracks: dict[Key, _Track] = {}
-        self._ecc_last: dict[int, int] = {}  # last uncorrected count seen, per GPU
+        self._ecc_last: dict[int, float] = {}  # last uncorrected count seen, per GPU
         self._ecc_increase_at: dict[int, float] = {}
 
     @property

@@ -6,9 +6,13 @@ what leaves through the API (docs/api.md).
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from gpm import catalog
+from gpm.catalog import Reading
 
 WorkloadName = Literal["gaming", "llm_inference", "ml_training", "general_compute"]
 OutcomeName = Literal["completed", "cancelled", "error", "rejected"]
@@ -80,36 +84,30 @@ class Process(_Model):
     steam_app_id: int | None
 
 
-class GpuNow(_Model):
+class _GpuIdentity(_Model):
     gpu_id: int
     uuid: str | None
     name: str | None
     simulated: bool
     up: bool
     error: str | None
-    utilization_percent: float | None
-    memory_utilization_percent: float | None
-    memory_used_bytes: int | None
-    memory_total_bytes: int | None
-    memory_free_bytes: int | None
-    memory_percent: float | None
-    temperature_celsius: float | None
-    power_watts: float | None
-    power_limit_watts: float | None
-    fan_percent: float | None
-    clock_graphics_mhz: int | None
-    clock_sm_mhz: int | None
-    clock_memory_mhz: int | None
-    performance_state: int | None
-    encoder_utilization_percent: float | None
-    decoder_utilization_percent: float | None
-    pcie_tx_bytes_per_second: int | None
-    pcie_rx_bytes_per_second: int | None
     throttle_reasons: list[str] | None
-    energy_joules: float | None
-    ecc_errors_corrected: int | None
-    ecc_errors_uncorrected: int | None
     processes: list[Process] | None
+
+
+def _reading_fields(value: Callable[[Reading], Any]) -> dict[str, Any]:
+    """One field per catalog reading (``value`` gives its type), described from the catalog."""
+    return {r.name: (value(r), Field(description=f"{r.help} [{r.unit}]")) for r in catalog.READINGS}
+
+
+def _number(r: Reading) -> Any:
+    return (int if r.integer else float) | None
+
+
+if TYPE_CHECKING:  # built from the catalog below; type checkers see the common base
+    GpuNow = _GpuIdentity
+else:
+    GpuNow = create_model("GpuNow", __base__=_GpuIdentity, **_reading_fields(_number))
 
 
 class Realtime(_Model):
@@ -138,13 +136,25 @@ class MetricStats(MinAvgMax):
     trend_percent: float | None
 
 
-class ChartPoint(_Model):
+class _TimePoint(_Model):
     timestamp: str
-    utilization_percent: MinAvgMax
-    memory_percent: MinAvgMax
-    memory_used_bytes: MinAvgMax
-    temperature_celsius: MinAvgMax
-    power_watts: MinAvgMax
+
+
+def _charted(value: Any) -> dict[str, Any]:
+    return {
+        r.name: (value, Field(description=f"{r.help} [{r.unit}]"))
+        for r in catalog.READINGS
+        if r.charted
+    }
+
+
+if TYPE_CHECKING:
+    ChartPoint = _TimePoint
+    HistoryPoint = _TimePoint
+else:
+    # Chart buckets give each charted reading's min/avg/max; history points its average.
+    ChartPoint = create_model("ChartPoint", __base__=_TimePoint, **_charted(MinAvgMax))
+    HistoryPoint = create_model("HistoryPoint", __base__=_TimePoint, **_charted(float | None))
 
 
 class Chart(_Model):
@@ -155,15 +165,6 @@ class Chart(_Model):
     metrics: list[str]
     points: list[ChartPoint]
     stats: dict[str, MetricStats]
-
-
-class HistoryPoint(_Model):
-    timestamp: str
-    utilization_percent: float | None
-    memory_used_bytes: float | None
-    memory_percent: float | None
-    temperature_celsius: float | None
-    power_watts: float | None
 
 
 class GpuHistory(_Model):

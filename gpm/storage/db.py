@@ -11,6 +11,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from gpm import catalog
 from gpm.storage import rollup
 
 SCHEMA_VERSION = 4
@@ -38,27 +39,9 @@ class Table:
         return tuple(c for c, _ in self.columns)
 
 
-GPU_NUMERIC_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("utilization_percent", "REAL"),
-    ("memory_utilization_percent", "REAL"),
-    ("memory_used_bytes", "INTEGER"),
-    ("memory_total_bytes", "INTEGER"),
-    ("memory_free_bytes", "INTEGER"),
-    ("temperature_celsius", "REAL"),
-    ("power_watts", "REAL"),
-    ("power_limit_watts", "REAL"),
-    ("fan_percent", "REAL"),
-    ("clock_graphics_mhz", "INTEGER"),
-    ("clock_sm_mhz", "INTEGER"),
-    ("clock_memory_mhz", "INTEGER"),
-    ("performance_state", "INTEGER"),
-    ("encoder_utilization_percent", "REAL"),
-    ("decoder_utilization_percent", "REAL"),
-    ("pcie_tx_bytes_per_second", "INTEGER"),
-    ("pcie_rx_bytes_per_second", "INTEGER"),
-    ("energy_joules", "REAL"),
-    ("ecc_errors_corrected", "INTEGER"),
-    ("ecc_errors_uncorrected", "INTEGER"),
+# One column per stored reading of the catalog, in its order.
+GPU_NUMERIC_COLUMNS: tuple[tuple[str, str], ...] = tuple(
+    (r.name, r.sql_type) for r in catalog.STORED
 )
 
 GPU_METRICS = Table(
@@ -264,20 +247,33 @@ def _migrate(conn: sqlite3.Connection) -> None:
     with conn:
         for table in HISTORY_TABLES.values():
             conn.execute(create_table_sql(table))
-            have = {row[1] for row in conn.execute(f"PRAGMA table_info({table.name})")}
-            for name, kind in table.columns:
-                if name not in have:
-                    # ALTER TABLE cannot add NOT NULL without a default or a PRIMARY KEY column.
-                    plain = kind.replace("PRIMARY KEY", "").replace("NOT NULL", "")
-                    conn.execute(f'ALTER TABLE {table.name} ADD COLUMN "{name}" {plain}')
+            _add_missing_columns(conn, table)
         conn.execute("DROP INDEX IF EXISTS gpu_metrics_gpu_ts")  # version 2's narrower index
         for sql in _OTHER_TABLES + _INDEXES:
             conn.execute(sql)
         for level in rollup.LEVELS:
             conn.execute(rollup.create_sql(level))
+        rollup.add_missing_columns(conn)
         if not had_rollup:
             rollup.rebuild(conn)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _add_missing_columns(conn: sqlite3.Connection, table: Table) -> None:
+    have = {row[1] for row in conn.execute(f"PRAGMA table_info({table.name})")}
+    for name, kind in table.columns:
+        if name not in have:
+            # ALTER TABLE cannot add NOT NULL without a default or a PRIMARY KEY column.
+            plain = kind.replace("PRIMARY KEY", "").replace("NOT NULL", "")
+            conn.execute(f'ALTER TABLE {table.name} ADD COLUMN "{name}" {plain}')
+
+
+def _add_new_readings(conn: sqlite3.Connection) -> None:
+    """A reading added to the catalog since the file was written gets its columns (null in the
+    rows before it), without a schema version of its own."""
+    with conn:
+        _add_missing_columns(conn, GPU_METRICS)
+        rollup.add_missing_columns(conn)
 
 
 def open_database(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -324,6 +320,8 @@ def open_database(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous = NORMAL")
         if version < SCHEMA_VERSION:
             _migrate(conn)
+        else:
+            _add_new_readings(conn)
     except DatabaseError:
         conn.close()
         raise

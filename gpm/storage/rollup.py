@@ -15,6 +15,8 @@ import math
 import sqlite3
 from dataclasses import dataclass
 
+from gpm import catalog
+
 
 @dataclass(frozen=True, slots=True)
 class Level:
@@ -35,17 +37,9 @@ SLOTS = Level("gpu_metrics_10s", "slot", 10)
 LEVELS = (MINUTES, SLOTS)
 TABLES = tuple(level.table for level in LEVELS)
 MINUTE = MINUTES.seconds
-METRICS = (
-    "utilization_percent",
-    "memory_percent",
-    "memory_used_bytes",
-    "temperature_celsius",
-    "power_watts",
-)
-# SQL over a gpu_metrics row for each metric.
-EXPR = {m: m for m in METRICS} | {
-    "memory_percent": "100.0 * memory_used_bytes / NULLIF(memory_total_bytes, 0)",
-}
+METRICS = catalog.CHARTED
+# SQL over a gpu_metrics row for each metric: its column, or a derived reading's expression.
+EXPR = {m: catalog.BY_NAME[m].sql or m for m in METRICS}
 PARTS = ("n", "min", "sum", "max")
 
 
@@ -60,6 +54,18 @@ def create_sql(level: Level) -> str:
         f"CREATE TABLE IF NOT EXISTS {level.table} (gpu_id INTEGER NOT NULL, "
         f"{level.key} INTEGER NOT NULL, {cols}, PRIMARY KEY (gpu_id, {level.key})) WITHOUT ROWID"
     )
+
+
+def add_missing_columns(conn: sqlite3.Connection) -> None:
+    """A reading newly charted: its columns join the rollups (its count 0 in every old row, so
+    merging into an old row works)."""
+    for level in LEVELS:
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({level.table})")}
+        for m in METRICS:
+            for p in PARTS:
+                if column(m, p) not in have:
+                    default = " NOT NULL DEFAULT 0" if p == "n" else ""
+                    conn.execute(f"ALTER TABLE {level.table} ADD COLUMN {column(m, p)}{default}")
 
 
 def raw_aggregates(metrics: tuple[str, ...] = METRICS) -> str:
@@ -93,8 +99,10 @@ def _merge(metric: str) -> str:
 
 
 def _upsert(level: Level, where: str) -> str:
+    cols = ", ".join(column(m, p) for m in METRICS for p in PARTS)
     return (
-        f"INSERT INTO {level.table} SELECT gpu_id, {level.period_sql} AS period, "
+        f"INSERT INTO {level.table} (gpu_id, {level.key}, {cols}) "
+        f"SELECT gpu_id, {level.period_sql} AS period, "
         f"{raw_aggregates()} FROM gpu_metrics WHERE {where} GROUP BY gpu_id, period "
         f"ON CONFLICT (gpu_id, {level.key}) DO UPDATE SET " + ", ".join(_merge(m) for m in METRICS)
     )

@@ -14,7 +14,8 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from gpm import __version__
+from gpm import __version__, catalog
+from gpm.catalog import OtelInstrument, Reading
 from gpm.model import GpuSample, LlmSession, Outcome
 from gpm.state import LiveState
 from gpm.telemetry import CHUNK_GAP_SECONDS_BUCKETS, PERFORMANCE_KINDS, ModelLabels
@@ -292,66 +293,21 @@ class OtlpExporter:
 
     def _create_instruments(self, provider: MeterProvider) -> None:
         meter = provider.get_meter("gpm", __version__)
-        gauges: list[
-            tuple[str, str, str, Callable[[GpuSample], Iterator[tuple[float, dict[str, str]]]]]
-        ] = [
-            (
-                "hw.gpu.utilization",
-                "1",
-                "Fraction of time the GPU spent on each task.",
-                _utilization,
-            ),
-            (
-                "hw.gpu.memory.utilization",
-                "1",
-                "Fraction of GPU memory used.",
-                _one(lambda g: None if g.memory_percent is None else g.memory_percent / 100),
-            ),
-            (
-                "hw.temperature",
-                "Cel",
-                "GPU core temperature.",
-                _one(lambda g: g.temperature_celsius),
-            ),
-            ("hw.power", "W", "GPU power draw.", _one(lambda g: g.power_watts)),
-            (
-                "hw.fan.speed_ratio",
-                "1",
-                "GPU fan speed as a fraction of its maximum.",
-                _one(lambda g: None if g.fan_percent is None else g.fan_percent / 100),
-            ),
-        ]
-        for name, unit, doc, read in gauges:
-            meter.create_observable_gauge(name, [self._callback(read)], unit, doc)
-        meter.create_observable_up_down_counter(
-            "hw.gpu.memory.usage",
-            [self._callback(_one(lambda g: g.memory_used_bytes))],
-            "By",
-            "GPU memory used.",
-        )
-        meter.create_observable_up_down_counter(
-            "hw.gpu.memory.limit",
-            [self._callback(_one(lambda g: g.memory_total_bytes))],
-            "By",
-            "Size of the GPU memory.",
-        )
+        create = {
+            "gauge": meter.create_observable_gauge,
+            "updown": meter.create_observable_up_down_counter,
+            "counter": meter.create_observable_counter,
+        }
+        for instrument, readings in _instruments().items():
+            create[instrument.kind](
+                instrument.name, [self._callback(_catalog_reader(readings))], instrument.unit,
+                instrument.help,
+            )  # fmt: skip
         meter.create_observable_up_down_counter(
             "hw.status",
             [self._callback(_status, readable_only=False)],
             "1",
             "1 for the GPU's current state (ok, or failed when it cannot be read).",
-        )
-        meter.create_observable_counter(
-            "hw.energy",
-            [self._callback(_one(lambda g: g.energy_joules))],
-            "J",
-            "Energy used by the GPU since the driver was loaded.",
-        )
-        meter.create_observable_counter(
-            "hw.errors",
-            [self._callback(_ecc_errors)],
-            "{error}",
-            "ECC errors since the driver was loaded.",
         )
         meter.create_observable_counter(
             "hw.gpu.io",
@@ -414,41 +370,33 @@ class OtlpExporter:
                 yield total, {"network.io.direction": direction}
 
 
-def _one(
-    get: Callable[[GpuSample], float | None],
+def _instruments() -> dict[OtelInstrument, list[Reading]]:
+    """The catalog's OpenTelemetry instruments, each with the readings it carries."""
+    out: dict[OtelInstrument, list[Reading]] = {}
+    for r in catalog.READINGS:
+        if r.otel is not None:
+            out.setdefault(r.otel, []).append(r)
+    return out
+
+
+def _catalog_reader(
+    readings: list[Reading],
 ) -> Callable[[GpuSample], Iterator[tuple[float, dict[str, str]]]]:
-    """A reader yielding one value per GPU, or nothing when the GPU did not report it."""
+    """One observation per reading the GPU reported, scaled to the instrument's unit."""
+    spec = [(r.name, r.otel_scale, r.otel_attributes) for r in readings]
 
     def read(g: GpuSample) -> Iterator[tuple[float, dict[str, str]]]:
-        value = get(g)
-        if value is not None:
-            yield float(value), {}
+        for name, scale, attributes in spec:
+            value = getattr(g, name)
+            if value is not None:
+                yield float(value) * scale, attributes
 
     return read
-
-
-def _utilization(g: GpuSample) -> Iterator[tuple[float, dict[str, str]]]:
-    for task, percent in (
-        ("general", g.utilization_percent),
-        ("encoder", g.encoder_utilization_percent),
-        ("decoder", g.decoder_utilization_percent),
-    ):
-        if percent is not None:
-            yield percent / 100.0, {"hw.gpu.task": task}
 
 
 def _status(g: GpuSample) -> Iterator[tuple[float, dict[str, str]]]:
     yield (1.0 if g.up else 0.0), {"hw.state": "ok"}
     yield (0.0 if g.up else 1.0), {"hw.state": "failed"}
-
-
-def _ecc_errors(g: GpuSample) -> Iterator[tuple[float, dict[str, str]]]:
-    for kind, count in (
-        ("corrected", g.ecc_errors_corrected),
-        ("uncorrected", g.ecc_errors_uncorrected),
-    ):
-        if count is not None:
-            yield float(count), {"error.type": kind}
 
 
 def _seconds_per_output_token(s: LlmSession) -> float | None:

@@ -7,10 +7,7 @@ Finished proxy sessions are pushed in through :meth:`MetricsExporter.observe_ses
 
 from __future__ import annotations
 
-import bisect
 import gzip
-import itertools
-import math
 import threading
 from collections import Counter as TallyCounter
 from collections.abc import Iterable, Iterator
@@ -22,15 +19,24 @@ from prometheus_client import CollectorRegistry, PlatformCollector, ProcessColle
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
-    HistogramMetricFamily,
     Metric,
-    UnknownMetricFamily,
 )
 from prometheus_client.registry import Collector
 
+from gpm import catalog
+from gpm.catalog import PromFamily
 from gpm.model import GpuSample, LlmSession, Outcome
 from gpm.state import LiveState
 from gpm.telemetry import CHUNK_GAP_SECONDS_BUCKETS, PERFORMANCE_KINDS, ModelLabels
+from gpm.telemetry.exposition import (
+    CONTENT_TYPE_OPENMETRICS,
+    CONTENT_TYPE_TEXT,
+    LabelledHistogram,
+    LabelText,
+    Tally,
+    encode_family,
+    wants_openmetrics,
+)
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse
@@ -67,55 +73,41 @@ def _gpu_labels(g: GpuSample) -> list[str]:
 
 
 class _GpuFamilies:
-    """Builds the per-GPU families; a reading that is None gets no sample at all."""
+    """Builds the per-GPU families; a reading that is None gets no sample at all.
+
+    One family per catalog family, in catalog order; a family shared by several readings (clock,
+    PCIe, ECC) tells them apart by its label.
+    """
 
     def __init__(self) -> None:
-        def gauge(name: str, doc: str, extra: tuple[str, ...] = ()) -> GaugeMetricFamily:
-            return GaugeMetricFamily(name, doc, labels=(*_GPU_LABELS, *extra))
-
-        def counter(name: str, doc: str, extra: tuple[str, ...] = ()) -> CounterMetricFamily:
-            return CounterMetricFamily(name, doc, labels=(*_GPU_LABELS, *extra))
-
-        self.up = gauge("gpm_gpu_up", "1 when the GPU could be read at the last poll, else 0.")
+        self.up = GaugeMetricFamily(
+            "gpm_gpu_up",
+            "1 when the GPU could be read at the last poll, else 0.",
+            labels=_GPU_LABELS,
+        )
         self.info = GaugeMetricFamily(
             "gpm_gpu_info",
             "Constant 1, labelled with the GPU's identity.",
             labels=("gpu_id", "uuid", "name", "simulated"),
         )
-        self.simple: list[tuple[GaugeMetricFamily, str]] = [
-            (gauge("gpm_gpu_utilization_percent", "GPU (SM) utilization."), "utilization_percent"),
-            (
-                gauge("gpm_gpu_memory_utilization_percent", "Memory controller utilization."),
-                "memory_utilization_percent",
-            ),
-            (gauge("gpm_gpu_memory_used_bytes", "GPU memory in use."), "memory_used_bytes"),
-            (gauge("gpm_gpu_memory_total_bytes", "GPU memory size."), "memory_total_bytes"),
-            (gauge("gpm_gpu_memory_free_bytes", "GPU memory free."), "memory_free_bytes"),
-            (gauge("gpm_gpu_temperature_celsius", "GPU core temperature."), "temperature_celsius"),
-            (gauge("gpm_gpu_power_watts", "Power draw."), "power_watts"),
-            (gauge("gpm_gpu_power_limit_watts", "Enforced power limit."), "power_limit_watts"),
-            (gauge("gpm_gpu_fan_percent", "Fan speed, percent of maximum."), "fan_percent"),
-            (
-                gauge("gpm_gpu_performance_state", "Performance state (P0 = 0 ... P15 = 15)."),
-                "performance_state",
-            ),
-            (
-                gauge("gpm_gpu_encoder_utilization_percent", "Video encoder utilization."),
-                "encoder_utilization_percent",
-            ),
-            (
-                gauge("gpm_gpu_decoder_utilization_percent", "Video decoder utilization."),
-                "decoder_utilization_percent",
-            ),
-        ]
-        self.clock = gauge("gpm_gpu_clock_mhz", "Current clock frequency.", ("clock",))
-        self.pcie = gauge("gpm_gpu_pcie_bytes_per_second", "PCIe throughput.", ("direction",))
-        self.throttle = gauge(
-            "gpm_gpu_throttle_reason", "1 while the clock-event reason is active.", ("reason",)
-        )
-        self.energy = counter("gpm_gpu_energy_joules", "Energy used since the driver was loaded.")
-        self.ecc = counter(
-            "gpm_gpu_ecc_errors", "ECC errors since the driver was loaded.", ("type",)
+        self.readings: dict[PromFamily, Metric] = {}
+        # (reading, its family, the sample name, its label and value in that family)
+        self._exported: list[tuple[str, Metric, str, str | None, str | None]] = []
+        for r in catalog.READINGS:
+            f = r.prom
+            if f is None:
+                continue
+            if f not in self.readings:
+                kind = CounterMetricFamily if f.counter else GaugeMetricFamily
+                labels = (*_GPU_LABELS, f.label) if f.label else _GPU_LABELS
+                self.readings[f] = kind(f.name, f.help, labels=labels)
+            out = self.readings[f]
+            sample = f"{out.name}_total" if f.counter else out.name
+            self._exported.append((r.name, out, sample, f.label, r.prom_label))
+        self.throttle = GaugeMetricFamily(
+            "gpm_gpu_throttle_reason",
+            "1 while the clock-event reason is active.",
+            labels=(*_GPU_LABELS, "reason"),
         )
         self.proc_mem = GaugeMetricFamily(
             "gpm_gpu_process_memory_bytes",
@@ -130,29 +122,21 @@ class _GpuFamilies:
 
     def add(self, g: GpuSample) -> None:
         labels = _gpu_labels(g)
-        # One labels dict shared by this GPU's gauges: the encoder formats it once per scrape.
+        # One labels dict shared by this GPU's unlabelled families: encoded once per scrape.
         shared = dict(zip(_GPU_LABELS, labels, strict=True))
         self.up.add_sample(self.up.name, shared, 1.0 if g.up else 0.0)
         self.info.add_metric(
             [str(g.gpu_id), g.uuid or "", g.name or "", "true" if g.simulated else "false"], 1.0
         )
-        for family, attr in self.simple:
-            value = getattr(g, attr)
-            if value is not None:
-                family.add_sample(family.name, shared, float(value))
-        for clock, mhz in (
-            ("graphics", g.clock_graphics_mhz),
-            ("sm", g.clock_sm_mhz),
-            ("memory", g.clock_memory_mhz),
-        ):
-            if mhz is not None:
-                self.clock.add_metric([*labels, clock], float(mhz))
-        for direction, rate in (
-            ("tx", g.pcie_tx_bytes_per_second),
-            ("rx", g.pcie_rx_bytes_per_second),
-        ):
-            if rate is not None:
-                self.pcie.add_metric([*labels, direction], float(rate))
+        readings = g.readings
+        for name, out, sample, label, label_value in self._exported:
+            value = readings.get(name)
+            if value is None:
+                continue
+            if label is None or label_value is None:
+                out.add_sample(sample, shared, float(value))
+            else:
+                out.add_sample(sample, {**shared, label: label_value}, float(value))
         if g.throttle_reasons is not None:
             active = set(g.throttle_reasons)
             for reason in (
@@ -162,14 +146,6 @@ class _GpuFamilies:
                 self.throttle.add_sample(
                     self.throttle.name, {**shared, "reason": reason}, float(reason in active)
                 )
-        if g.energy_joules is not None:
-            self.energy.add_metric(labels, g.energy_joules)
-        for kind, errors in (
-            ("corrected", g.ecc_errors_corrected),
-            ("uncorrected", g.ecc_errors_uncorrected),
-        ):
-            if errors is not None:
-                self.ecc.add_metric([*labels, kind], float(errors))
         if g.processes is not None:
             count: TallyCounter[str] = TallyCounter()
             memory: TallyCounter[str] = TallyCounter()
@@ -184,17 +160,8 @@ class _GpuFamilies:
     def families(self) -> Iterator[Metric]:
         yield self.up
         yield self.info
-        for family, _ in self.simple:
-            yield family
-        yield from (
-            self.clock,
-            self.pcie,
-            self.throttle,
-            self.energy,
-            self.ecc,
-            self.procs,
-            self.proc_mem,
-        )
+        yield from self.readings.values()
+        yield from (self.throttle, self.procs, self.proc_mem)
 
 
 class StateCollector(Collector):
@@ -258,203 +225,6 @@ def _health_families(state: LiveState) -> Iterator[Metric]:
     for kind, n in sorted(health.errors.items()):
         errors.add_metric([kind], float(n))
     yield errors
-
-
-class Tally(Collector):
-    """A labelled count that only goes up, updated from any thread.
-
-    ``kind="unknown"`` keeps an original series name that ends in ``_count``
-    (``gpm_llm_session_count``): prometheus_client would append ``_total`` to a counter, and
-    promtool rejects a counter or gauge named ``*_count``, so it is exposed untyped. The series
-    still only goes up, so ``rate()`` and ``increase()`` work on it.
-    """
-
-    def __init__(self, name: str, doc: str, labelnames: tuple[str, ...], kind: str) -> None:
-        self.name, self.doc, self.labelnames, self.kind = name, doc, labelnames, kind
-        self._counts: TallyCounter[tuple[str, ...]] = TallyCounter()
-        self._lock = threading.Lock()
-
-    def inc(self, labels: tuple[str, ...]) -> None:
-        with self._lock:
-            self._counts[labels] += 1
-
-    def collect(self) -> Iterator[Metric]:
-        family: Metric
-        if self.kind == "counter":
-            family = CounterMetricFamily(self.name, self.doc, labels=self.labelnames)
-        else:
-            family = UnknownMetricFamily(self.name, self.doc, labels=self.labelnames)
-        with self._lock:
-            items = sorted(self._counts.items())
-        for labels, n in items:
-            family.add_metric(list(labels), float(n))
-        yield family
-
-
-class _Child:
-    """One label set: bucket counts, and the start of each of its lines (name and labels)."""
-
-    __slots__ = ("count", "counts", "heads", "sum", "text")
-
-    def __init__(self, heads: tuple[str, ...]) -> None:
-        self.heads = heads  # one per bucket, then _count and _sum
-        self.counts = [0] * (len(heads) - 2)
-        self.sum = 0.0
-        self.count = 0
-        self.text: str | None = None
-
-
-class LabelledHistogram(Collector):
-    """A histogram whose rendered text is cached per label set.
-
-    Sessions arrive a few times a second at most while a scrape renders thousands of bucket
-    lines (50 models x 4 histograms), so each label set's lines are rebuilt only after it
-    changed; this keeps a scrape in the low milliseconds.
-    """
-
-    def __init__(
-        self, name: str, doc: str, labelnames: tuple[str, ...], buckets: Iterable[float]
-    ) -> None:
-        self.name, self.doc, self.labelnames = name, doc, labelnames
-        self._bounds = tuple(float(b) for b in buckets)
-        self._le = (*(format_value(b) for b in self._bounds), "+Inf")
-        self._children: dict[tuple[str, ...], _Child] = {}
-        self._lock = threading.Lock()
-
-    def observe(self, labels: tuple[str, ...], value: float) -> None:
-        self.observe_many(labels, (value,))
-
-    def observe_many(self, labels: tuple[str, ...], values: Iterable[float]) -> None:
-        """Observe several values under one lock (a session's every chunk gap)."""
-        # A broken measurement must not poison _sum.
-        good = [v for v in values if math.isfinite(v) and v >= 0]
-        if not good:
-            return
-        bounds = self._bounds
-        with self._lock:
-            child = self._children.get(labels)
-            if child is None:
-                child = self._children[labels] = _Child(self._heads(labels))
-            for value in good:
-                child.counts[bisect.bisect_left(bounds, value)] += 1
-                child.sum += value
-                child.count += 1
-            child.text = None
-
-    def _cumulative(self, child: _Child) -> list[int]:
-        return list(itertools.accumulate(child.counts))
-
-    def collect(self) -> Iterator[Metric]:
-        family = HistogramMetricFamily(self.name, self.doc, labels=self.labelnames)
-        with self._lock:
-            for labels, child in sorted(self._children.items()):
-                buckets = list(zip(self._le, map(float, self._cumulative(child)), strict=True))
-                family.add_metric(list(labels), buckets, child.sum)
-        yield family
-
-    def text(self) -> str:
-        parts = [f"# HELP {self.name} {_escape_help(self.doc)}\n# TYPE {self.name} histogram\n"]
-        with self._lock:
-            for _, child in sorted(self._children.items()):
-                if child.text is None:
-                    child.text = self._child_text(child)
-                parts.append(child.text)
-        return "".join(parts)
-
-    def _heads(self, labels: tuple[str, ...]) -> tuple[str, ...]:
-        pairs = ",".join(
-            f'{k}="{_escape_label(v)}"' for k, v in zip(self.labelnames, labels, strict=True)
-        )
-        name, lead = self.name, pairs + "," if pairs else ""
-        brace = f"{{{pairs}}}" if pairs else ""
-        return (
-            *(f'{name}_bucket{{{lead}le="{le}"}} ' for le in self._le),
-            f"{name}_count{brace} ",
-            f"{name}_sum{brace} ",
-        )
-
-    def _child_text(self, child: _Child) -> str:
-        values = (*map(str, self._cumulative(child)), str(child.count), format_value(child.sum))
-        return "".join([f"{head}{v}\n" for head, v in zip(child.heads, values, strict=True)])
-
-
-def format_value(v: float) -> str:
-    """A sample value as both exposition formats spell it."""
-    if v == math.inf:
-        return "+Inf"
-    if v == -math.inf:
-        return "-Inf"
-    if v != v:
-        return "NaN"
-    return repr(float(v))
-
-
-def _escape_help(text: str) -> str:
-    return text.replace("\\", r"\\").replace("\n", r"\n")
-
-
-def _escape_label(value: str) -> str:
-    if "\\" in value or '"' in value or "\n" in value:
-        return value.replace("\\", r"\\").replace('"', r"\"").replace("\n", r"\n")
-    return value
-
-
-class LabelText:
-    """Rendered ``{k="v",...}`` strings by label set, reused across scrapes.
-
-    Label sets repeat (every GPU family carries the same gpu_id/name/uuid), and formatting them
-    was most of a scrape's cost. The cache is cleared if it ever grows past ``limit``.
-    """
-
-    def __init__(self, limit: int = 20_000) -> None:
-        self._limit = limit
-        self._cache: dict[tuple[tuple[str, str], ...], str] = {}
-
-    def __call__(self, labels: dict[str, str]) -> str:
-        key = tuple(labels.items())
-        text = self._cache.get(key)
-        if text is None:
-            if len(self._cache) >= self._limit:
-                self._cache.clear()
-            pairs = ",".join(f'{k}="{_escape_label(v)}"' for k, v in key)
-            text = self._cache[key] = f"{{{pairs}}}" if pairs else ""
-        return text
-
-
-def encode_family(
-    family: Metric, openmetrics: bool, label_text: LabelText, seen: dict[int, str]
-) -> str:
-    """One family in the classic text format or OpenMetrics (``_created`` samples dropped).
-
-    ``seen`` maps ``id(labels)`` to its text for dicts shared between samples; it must live no
-    longer than the families of one scrape, while those dicts (and so their ids) are alive.
-    """
-    name, kind = family.name, family.type
-    if not openmetrics:
-        if kind == "counter":
-            name += "_total"
-        elif kind == "unknown":
-            kind = "untyped"
-    lines = [f"# HELP {name} {_escape_help(family.documentation)}\n# TYPE {name} {kind}\n"]
-    for s in family.samples:
-        if s.name.endswith("_created"):
-            continue
-        labels = seen.get(id(s.labels))
-        if labels is None:
-            labels = seen[id(s.labels)] = label_text(s.labels)
-        lines.append(f"{s.name}{labels} {format_value(s.value)}\n")
-    return "".join(lines)
-
-
-CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
-CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
-
-
-def wants_openmetrics(accept: str) -> bool:
-    """True when the Accept header lists OpenMetrics (Prometheus prefers it when offered)."""
-    return any(
-        part.split(";")[0].strip() == "application/openmetrics-text" for part in accept.split(",")
-    )
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -613,7 +383,12 @@ class MetricsExporter:
         return [b"" if environ["REQUEST_METHOD"] == "HEAD" else body]
 
     def start(self) -> None:
-        """Bind and serve in a daemon thread; ``port`` then holds the bound port."""
+        """Bind and serve in a daemon thread; ``port`` then holds the bound port.
+
+        A thread of its own, so a scrape never waits behind the event loop; prometheus_client's
+        ``start_http_server`` is the same kind of server but renders with ``generate_latest``
+        (see gpm/telemetry/exposition.py for why this exporter renders itself).
+        """
         if self._server is not None:
             raise RuntimeError("metrics exporter already started")
         server = make_server(self.host, self.port, self._app, _Server, _QuietHandler)
