@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from gpm.gpu.smi import (
+from gpm.gpu.smi import SmiSource
+from gpm.gpu.smi_parse import (
     MIB,
-    SmiSource,
     decode_clock_event_reasons,
     merge_pmon,
     parse_csv,
