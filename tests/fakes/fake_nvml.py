@@ -163,6 +163,32 @@ DEFAULTS: dict[str, int] = {
 }
 
 
+# Which scenario value a GPU source reads as which catalog reading, and the factor from the value's
+# NVML unit to the reading's (milliwatts -> watts, KB/s -> bytes/s, millijoules -> joules).
+# ECC counts are read only where ``ecc_enabled`` is 1.
+SERVES: dict[str, tuple[str, float]] = {
+    "utilization_percent": ("util_gpu", 1.0),
+    "memory_utilization_percent": ("util_memory", 1.0),
+    "memory_used_bytes": ("memory_used", 1.0),
+    "memory_total_bytes": ("memory_total", 1.0),
+    "temperature_celsius": ("temperature_c", 1.0),
+    "power_watts": ("power_mw", 1e-3),
+    "power_limit_watts": ("power_limit_mw", 1e-3),
+    "fan_percent": ("fan_percent", 1.0),
+    "clock_graphics_mhz": ("clock_graphics_mhz", 1.0),
+    "clock_sm_mhz": ("clock_sm_mhz", 1.0),
+    "clock_memory_mhz": ("clock_memory_mhz", 1.0),
+    "performance_state": ("pstate", 1.0),
+    "encoder_utilization_percent": ("encoder_util", 1.0),
+    "decoder_utilization_percent": ("decoder_util", 1.0),
+    "pcie_tx_bytes_per_second": ("pcie_tx_kbps", 1024.0),
+    "pcie_rx_bytes_per_second": ("pcie_rx_kbps", 1024.0),
+    "energy_joules": ("energy_mj", 1e-3),
+    "ecc_errors_corrected": ("ecc_corrected", 1.0),
+    "ecc_errors_uncorrected": ("ecc_uncorrected", 1.0),
+}
+
+
 class FakeNvmlUnavailable(Exception):
     """The fake cannot be built here (no C compiler or no nvml.h)."""
 
