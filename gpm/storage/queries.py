@@ -638,15 +638,9 @@ def _archive_buckets(
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    cols = [
-        "ts",
-        "gpu_id",
-        "utilization_percent",
-        "memory_used_bytes",
-        "memory_total_bytes",
-        "temperature_celsius",
-        "power_watts",
-    ]
+    # The charted stored readings, and what memory_percent (derived) is computed from.
+    stored = [m for m in metrics if m != "memory_percent"]
+    cols = list(dict.fromkeys(["ts", "gpu_id", "memory_used_bytes", "memory_total_bytes", *stored]))
     for tbl in arch.iter_archive(archive_dir, "gpu_metrics", *part, columns=cols):
         if gpu_id is not None:
             tbl = tbl.filter(pc.equal(tbl.column("gpu_id"), gpu_id))
