@@ -126,6 +126,11 @@ READINGS: tuple[Reading, ...] = (
         otel=TEMPERATURE, charted=True,
     ),
     Reading(
+        "memory_temperature_celsius", "Cel", "GPU memory (HBM) temperature.",
+        prom=_gauge("gpm_gpu_memory_temperature_celsius", "GPU memory (HBM) temperature."),
+        otel=TEMPERATURE, otel_attributes={"hw.sensor_location": "memory"}, charted=True,
+    ),
+    Reading(
         "power_watts", "W", "Power draw.",
         prom=_gauge("gpm_gpu_power_watts", "Power draw."),
         otel=OtelInstrument("hw.power", "W", "GPU power draw."), charted=True,

@@ -243,6 +243,29 @@ _THROTTLE = (
 )
 
 
+# Readings NVML serves as field values, fetched together in one nvmlDeviceGetFieldValues trip.
+_FIELD_VALUES = (("memory_temperature_celsius", getattr(nv, "NVML_FI_DEV_MEMORY_TEMP", 82)),)
+
+
+def _field_values(dev: _Device) -> dict[str, float]:
+    """The field-value readings this GPU reports (one it does not have is left out)."""
+    values = dev.read("field_values", nv.nvmlDeviceGetFieldValues, [f for _, f in _FIELD_VALUES])
+    out: dict[str, float] = {}
+    for (name, _), v in zip(_FIELD_VALUES, values or (), strict=False):
+        if v.nvmlReturn != nv.NVML_SUCCESS:
+            continue
+        kind, value = v.valueType, v.value
+        if kind == nv.NVML_VALUE_TYPE_DOUBLE:
+            out[name] = float(value.dVal)
+        elif kind == nv.NVML_VALUE_TYPE_UNSIGNED_INT:
+            out[name] = float(value.uiVal)
+        elif kind in (nv.NVML_VALUE_TYPE_UNSIGNED_LONG, nv.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG):
+            out[name] = float(value.ullVal)
+        elif kind == nv.NVML_VALUE_TYPE_SIGNED_LONG_LONG:
+            out[name] = float(value.sllVal)
+    return out
+
+
 def _text(value: str | bytes | None) -> str | None:
     """Older bindings return bytes for strings."""
     return value.decode(errors="replace") if isinstance(value, bytes) else value
@@ -420,6 +443,7 @@ class NvmlSource:
             ecc_errors_corrected=corrected,
             ecc_errors_uncorrected=uncorrected,
             processes=self._processes(dev),
+            readings=_field_values(dev),
         )
 
     def _processes(self, dev: _Device) -> tuple[GpuProcess, ...] | None:

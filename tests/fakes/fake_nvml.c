@@ -31,14 +31,15 @@ enum field {
     F_NAME, F_UUID, F_UTILIZATION, F_MEMORY, F_TEMPERATURE, F_POWER, F_POWER_LIMIT, F_FAN,
     F_CLOCK_GRAPHICS, F_CLOCK_SM, F_CLOCK_MEMORY, F_PSTATE, F_ENCODER, F_DECODER, F_PCIE_TX,
     F_PCIE_RX, F_THROTTLE, F_ENERGY, F_ECC_MODE, F_ECC_CORRECTED, F_ECC_UNCORRECTED,
-    F_COMPUTE_PROCESSES, F_GRAPHICS_PROCESSES, F_PROCESS_UTILIZATION, F_COUNT
+    F_COMPUTE_PROCESSES, F_GRAPHICS_PROCESSES, F_PROCESS_UTILIZATION, F_MEMORY_TEMPERATURE,
+    F_COUNT
 };
 
 static const char *const field_names[F_COUNT] = {
     "name", "uuid", "utilization", "memory", "temperature", "power", "power_limit", "fan",
     "clock_graphics", "clock_sm", "clock_memory", "pstate", "encoder", "decoder", "pcie_tx",
     "pcie_rx", "throttle", "energy", "ecc_mode", "ecc_corrected", "ecc_uncorrected",
-    "compute_processes", "graphics_processes", "process_utilization",
+    "compute_processes", "graphics_processes", "process_utilization", "memory_temperature",
 };
 
 /* Numeric values, in the same order as the fields above where they have one. */
@@ -46,7 +47,7 @@ enum value {
     V_UTIL_GPU, V_UTIL_MEMORY, V_MEMORY_TOTAL, V_MEMORY_USED, V_MEMORY_RESERVED, V_TEMPERATURE,
     V_POWER_MW, V_POWER_LIMIT_MW, V_FAN, V_CLOCK_GRAPHICS, V_CLOCK_SM, V_CLOCK_MEMORY, V_PSTATE,
     V_ENCODER, V_DECODER, V_PCIE_TX_KB, V_PCIE_RX_KB, V_THROTTLE, V_ENERGY_MJ, V_ECC_ENABLED,
-    V_ECC_CORRECTED, V_ECC_UNCORRECTED, V_COUNT
+    V_ECC_CORRECTED, V_ECC_UNCORRECTED, V_MEMORY_TEMPERATURE, V_COUNT
 };
 
 static const char *const value_names[V_COUNT] = {
@@ -54,6 +55,7 @@ static const char *const value_names[V_COUNT] = {
     "power_mw", "power_limit_mw", "fan_percent", "clock_graphics_mhz", "clock_sm_mhz",
     "clock_memory_mhz", "pstate", "encoder_util", "decoder_util", "pcie_tx_kbps", "pcie_rx_kbps",
     "throttle_reasons", "energy_mj", "ecc_enabled", "ecc_corrected", "ecc_uncorrected",
+    "memory_temperature_c",
 };
 
 /* The field whose failure makes a value unreadable. */
@@ -61,7 +63,7 @@ static const enum field value_field[V_COUNT] = {
     F_UTILIZATION, F_UTILIZATION, F_MEMORY, F_MEMORY, F_MEMORY, F_TEMPERATURE, F_POWER,
     F_POWER_LIMIT, F_FAN, F_CLOCK_GRAPHICS, F_CLOCK_SM, F_CLOCK_MEMORY, F_PSTATE, F_ENCODER,
     F_DECODER, F_PCIE_TX, F_PCIE_RX, F_THROTTLE, F_ENERGY, F_ECC_MODE, F_ECC_CORRECTED,
-    F_ECC_UNCORRECTED,
+    F_ECC_UNCORRECTED, F_MEMORY_TEMPERATURE,
 };
 
 struct proc {
@@ -529,6 +531,27 @@ ULL_GETTER(nvmlDeviceGetCurrentClocksThrottleReasons, V_THROTTLE) /* before driv
 #endif
 #ifndef OMIT_nvmlDeviceGetTotalEnergyConsumption
 ULL_GETTER(nvmlDeviceGetTotalEnergyConsumption, V_ENERGY_MJ)
+#endif
+
+#ifndef OMIT_nvmlDeviceGetFieldValues
+/* Field values: the ones the scenario can give are answered, every other field NOT_SUPPORTED. */
+nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t device, int count, nvmlFieldValue_t *values) {
+    if (!values || count < 0) return NVML_ERROR_INVALID_ARGUMENT;
+    DEVICE_CALL("nvmlDeviceGetFieldValues", device);
+    for (int i = 0; i < count; i++) {
+        nvmlFieldValue_t *v = &values[i];
+        unsigned long long x = 0;
+        v->timestamp = 1795000000000000LL;
+        v->latencyUsec = 0;
+        v->nvmlReturn = NVML_ERROR_NOT_SUPPORTED;
+        if (v->fieldId == NVML_FI_DEV_MEMORY_TEMP) {
+            v->nvmlReturn = read_value(g, V_MEMORY_TEMPERATURE, &x);
+            v->valueType = NVML_VALUE_TYPE_UNSIGNED_INT;
+            v->value.uiVal = (unsigned int)x;
+        }
+    }
+    return done(NVML_SUCCESS);
+}
 #endif
 
 #ifndef OMIT_nvmlDeviceGetPerformanceState

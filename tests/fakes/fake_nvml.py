@@ -90,6 +90,7 @@ VALUE_NAMES = (
     "ecc_enabled",
     "ecc_corrected",
     "ecc_uncorrected",
+    "memory_temperature_c",
 )
 FIELDS = (
     "name",
@@ -116,6 +117,7 @@ FIELDS = (
     "compute_processes",
     "graphics_processes",
     "process_utilization",
+    "memory_temperature",
 )
 ERRORS = (
     "OK",
@@ -186,6 +188,7 @@ SERVES: dict[str, tuple[str, float]] = {
     "energy_joules": ("energy_mj", 1e-3),
     "ecc_errors_corrected": ("ecc_corrected", 1.0),
     "ecc_errors_uncorrected": ("ecc_uncorrected", 1.0),
+    "memory_temperature_celsius": ("memory_temperature_c", 1.0),
 }
 
 
