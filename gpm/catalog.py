@@ -84,6 +84,22 @@ PCIE = PromFamily("gpm_gpu_pcie_bytes_per_second", "PCIe throughput.", label="di
 ECC = PromFamily(
     "gpm_gpu_ecc_errors", "ECC errors since the driver was loaded.", label="type", counter=True
 )
+ECC_LIFETIME = PromFamily(
+    "gpm_gpu_ecc_errors_lifetime",
+    "ECC errors over the GPU's life (NVML's aggregate counts, kept across driver reloads).",
+    label="type",
+    counter=True,
+)
+REMAPPED_ROWS = PromFamily(
+    "gpm_gpu_remapped_rows", "Memory rows remapped to spares, by the error that caused it.", "type"
+)
+RETIRED_PAGES = PromFamily(
+    "gpm_gpu_retired_pages", "Memory pages retired (GPUs before Ampere), by cause.", "cause"
+)
+NVLINK_LINKS = PromFamily("gpm_gpu_nvlink_links", "NVLink links, by state.", label="state")
+NVLINK_ERRORS = PromFamily(
+    "gpm_gpu_nvlink_errors", "NVLink errors over all links, by kind.", label="type", counter=True
+)
 ECC_OTEL = OtelInstrument(
     "hw.errors", "{error}", "ECC errors since the driver was loaded.", kind="counter"
 )
@@ -197,6 +213,68 @@ READINGS: tuple[Reading, ...] = (
         "Uncorrected ECC errors since the driver was loaded.",
         integer=True, prom=ECC, prom_label="uncorrected",
         otel=ECC_OTEL, otel_attributes={"error.type": "uncorrected"},
+    ),
+    # Memory health: volatile ECC counts above reset with the driver; these do not.
+    Reading(
+        "ecc_errors_corrected_aggregate", "{error}", "Corrected ECC errors over the GPU's life.",
+        integer=True, prom=ECC_LIFETIME, prom_label="corrected",
+    ),
+    Reading(
+        "ecc_errors_uncorrected_aggregate", "{error}",
+        "Uncorrected ECC errors over the GPU's life.",
+        integer=True, prom=ECC_LIFETIME, prom_label="uncorrected",
+    ),
+    Reading(
+        "remapped_rows_correctable", "{row}", "Rows remapped after correctable errors.",
+        integer=True, prom=REMAPPED_ROWS, prom_label="correctable",
+    ),
+    Reading(
+        "remapped_rows_uncorrectable", "{row}", "Rows remapped after uncorrectable errors.",
+        integer=True, prom=REMAPPED_ROWS, prom_label="uncorrectable",
+    ),
+    Reading(
+        "remap_pending", "1", "1 while a row remap waits for a GPU reset.", integer=True,
+        prom=_gauge("gpm_gpu_remap_pending", "1 while a row remap waits for a GPU reset."),
+    ),
+    Reading(
+        "remap_failed", "1", "1 when a row remap failed: the GPU needs service.", integer=True,
+        prom=_gauge("gpm_gpu_remap_failed", "1 when a row remap failed: the GPU needs service."),
+    ),
+    Reading(
+        "retired_pages_single_bit", "{page}", "Pages retired after repeated single-bit errors.",
+        integer=True, prom=RETIRED_PAGES, prom_label="single_bit",
+    ),
+    Reading(
+        "retired_pages_double_bit", "{page}", "Pages retired after a double-bit error.",
+        integer=True, prom=RETIRED_PAGES, prom_label="double_bit",
+    ),
+    Reading(
+        "retired_pages_pending", "1", "1 while a page retirement waits for a reboot.",
+        integer=True,
+        prom=_gauge(
+            "gpm_gpu_retired_pages_pending", "1 while a page retirement waits for a reboot."
+        ),
+    ),
+    # NVLink, summed over the GPU's links (null on a GPU without NVLink).
+    Reading(
+        "nvlink_links_active", "{link}", "NVLink links up.", integer=True,
+        prom=NVLINK_LINKS, prom_label="active",
+    ),
+    Reading(
+        "nvlink_links_inactive", "{link}", "NVLink links present but down.", integer=True,
+        prom=NVLINK_LINKS, prom_label="inactive",
+    ),
+    Reading(
+        "nvlink_crc_errors", "{error}", "NVLink CRC (flit) errors, all links.", integer=True,
+        prom=NVLINK_ERRORS, prom_label="crc",
+    ),
+    Reading(
+        "nvlink_replay_errors", "{error}", "NVLink replays, all links.", integer=True,
+        prom=NVLINK_ERRORS, prom_label="replay",
+    ),
+    Reading(
+        "nvlink_recovery_errors", "{error}", "NVLink recoveries, all links.", integer=True,
+        prom=NVLINK_ERRORS, prom_label="recovery",
     ),
 )  # fmt: skip
 

@@ -32,7 +32,7 @@ enum field {
     F_CLOCK_GRAPHICS, F_CLOCK_SM, F_CLOCK_MEMORY, F_PSTATE, F_ENCODER, F_DECODER, F_PCIE_TX,
     F_PCIE_RX, F_THROTTLE, F_ENERGY, F_ECC_MODE, F_ECC_CORRECTED, F_ECC_UNCORRECTED,
     F_COMPUTE_PROCESSES, F_GRAPHICS_PROCESSES, F_PROCESS_UTILIZATION, F_MEMORY_TEMPERATURE,
-    F_COUNT
+    F_REMAPPED_ROWS, F_RETIRED_PAGES, F_ECC_AGGREGATE, F_NVLINK, F_COUNT
 };
 
 static const char *const field_names[F_COUNT] = {
@@ -40,6 +40,7 @@ static const char *const field_names[F_COUNT] = {
     "clock_graphics", "clock_sm", "clock_memory", "pstate", "encoder", "decoder", "pcie_tx",
     "pcie_rx", "throttle", "energy", "ecc_mode", "ecc_corrected", "ecc_uncorrected",
     "compute_processes", "graphics_processes", "process_utilization", "memory_temperature",
+    "remapped_rows", "retired_pages", "ecc_aggregate", "nvlink",
 };
 
 /* Numeric values, in the same order as the fields above where they have one. */
@@ -47,7 +48,10 @@ enum value {
     V_UTIL_GPU, V_UTIL_MEMORY, V_MEMORY_TOTAL, V_MEMORY_USED, V_MEMORY_RESERVED, V_TEMPERATURE,
     V_POWER_MW, V_POWER_LIMIT_MW, V_FAN, V_CLOCK_GRAPHICS, V_CLOCK_SM, V_CLOCK_MEMORY, V_PSTATE,
     V_ENCODER, V_DECODER, V_PCIE_TX_KB, V_PCIE_RX_KB, V_THROTTLE, V_ENERGY_MJ, V_ECC_ENABLED,
-    V_ECC_CORRECTED, V_ECC_UNCORRECTED, V_MEMORY_TEMPERATURE, V_COUNT
+    V_ECC_CORRECTED, V_ECC_UNCORRECTED, V_MEMORY_TEMPERATURE, V_REMAP_CORRECTABLE,
+    V_REMAP_UNCORRECTABLE, V_REMAP_PENDING, V_REMAP_FAILURE, V_RETIRED_SBE, V_RETIRED_DBE,
+    V_RETIRED_PENDING, V_ECC_CORRECTED_AGGREGATE, V_ECC_UNCORRECTED_AGGREGATE, V_NVLINK_LINKS,
+    V_NVLINK_ACTIVE, V_NVLINK_CRC, V_NVLINK_REPLAY, V_NVLINK_RECOVERY, V_COUNT
 };
 
 static const char *const value_names[V_COUNT] = {
@@ -55,7 +59,10 @@ static const char *const value_names[V_COUNT] = {
     "power_mw", "power_limit_mw", "fan_percent", "clock_graphics_mhz", "clock_sm_mhz",
     "clock_memory_mhz", "pstate", "encoder_util", "decoder_util", "pcie_tx_kbps", "pcie_rx_kbps",
     "throttle_reasons", "energy_mj", "ecc_enabled", "ecc_corrected", "ecc_uncorrected",
-    "memory_temperature_c",
+    "memory_temperature_c", "remap_correctable", "remap_uncorrectable", "remap_pending",
+    "remap_failure", "retired_sbe", "retired_dbe", "retired_pending", "ecc_corrected_aggregate",
+    "ecc_uncorrected_aggregate", "nvlink_links", "nvlink_active", "nvlink_crc", "nvlink_replay",
+    "nvlink_recovery",
 };
 
 /* The field whose failure makes a value unreadable. */
@@ -63,7 +70,9 @@ static const enum field value_field[V_COUNT] = {
     F_UTILIZATION, F_UTILIZATION, F_MEMORY, F_MEMORY, F_MEMORY, F_TEMPERATURE, F_POWER,
     F_POWER_LIMIT, F_FAN, F_CLOCK_GRAPHICS, F_CLOCK_SM, F_CLOCK_MEMORY, F_PSTATE, F_ENCODER,
     F_DECODER, F_PCIE_TX, F_PCIE_RX, F_THROTTLE, F_ENERGY, F_ECC_MODE, F_ECC_CORRECTED,
-    F_ECC_UNCORRECTED, F_MEMORY_TEMPERATURE,
+    F_ECC_UNCORRECTED, F_MEMORY_TEMPERATURE, F_REMAPPED_ROWS, F_REMAPPED_ROWS, F_REMAPPED_ROWS,
+    F_REMAPPED_ROWS, F_RETIRED_PAGES, F_RETIRED_PAGES, F_RETIRED_PAGES, F_ECC_AGGREGATE,
+    F_ECC_AGGREGATE, F_NVLINK, F_NVLINK, F_NVLINK, F_NVLINK, F_NVLINK,
 };
 
 struct proc {
@@ -639,14 +648,118 @@ nvmlReturn_t nvmlDeviceGetEccMode(nvmlDevice_t device, nvmlEnableState_t *cur,
 nvmlReturn_t nvmlDeviceGetTotalEccErrors(nvmlDevice_t device, nvmlMemoryErrorType_t type,
                                          nvmlEccCounterType_t counter,
                                          unsigned long long *count) {
-    if (!count || counter != NVML_VOLATILE_ECC) return NVML_ERROR_INVALID_ARGUMENT;
-    enum value v = type == NVML_MEMORY_ERROR_TYPE_CORRECTED     ? V_ECC_CORRECTED
-                   : type == NVML_MEMORY_ERROR_TYPE_UNCORRECTED ? V_ECC_UNCORRECTED
-                                                                : V_COUNT;
+    if (!count || (counter != NVML_VOLATILE_ECC && counter != NVML_AGGREGATE_ECC))
+        return NVML_ERROR_INVALID_ARGUMENT;
+    int aggregate = counter == NVML_AGGREGATE_ECC;
+    enum value v = type == NVML_MEMORY_ERROR_TYPE_CORRECTED
+                       ? (aggregate ? V_ECC_CORRECTED_AGGREGATE : V_ECC_CORRECTED)
+                   : type == NVML_MEMORY_ERROR_TYPE_UNCORRECTED
+                       ? (aggregate ? V_ECC_UNCORRECTED_AGGREGATE : V_ECC_UNCORRECTED)
+                       : V_COUNT;
     if (v == V_COUNT) return NVML_ERROR_INVALID_ARGUMENT;
     DEVICE_CALL("nvmlDeviceGetTotalEccErrors", device);
     if (!g->has[V_ECC_ENABLED] || !g->val[V_ECC_ENABLED]) return done(NVML_ERROR_NOT_SUPPORTED);
     return done(read_value(g, v, count));
+}
+#endif
+
+#ifndef OMIT_nvmlDeviceGetRemappedRows
+nvmlReturn_t nvmlDeviceGetRemappedRows(nvmlDevice_t device, unsigned int *corr, unsigned int *unc,
+                                       unsigned int *pending, unsigned int *failure) {
+    if (!corr || !unc || !pending || !failure) return NVML_ERROR_INVALID_ARGUMENT;
+    DEVICE_CALL("nvmlDeviceGetRemappedRows", device);
+    unsigned long long c, u, p, f;
+    nvmlReturn_t r = read_value(g, V_REMAP_CORRECTABLE, &c);
+    if (r == NVML_SUCCESS) r = read_value(g, V_REMAP_UNCORRECTABLE, &u);
+    if (r == NVML_SUCCESS) r = read_value(g, V_REMAP_PENDING, &p);
+    if (r == NVML_SUCCESS) r = read_value(g, V_REMAP_FAILURE, &f);
+    if (r == NVML_SUCCESS) {
+        *corr = (unsigned int)c;
+        *unc = (unsigned int)u;
+        *pending = (unsigned int)p;
+        *failure = (unsigned int)f;
+    }
+    return done(r);
+}
+#endif
+
+#ifndef OMIT_nvmlDeviceGetRetiredPages
+/* The two-call protocol, with made-up page addresses: how many pages matters, not where. */
+nvmlReturn_t nvmlDeviceGetRetiredPages(nvmlDevice_t device, nvmlPageRetirementCause_t cause,
+                                       unsigned int *count, unsigned long long *addresses) {
+    if (!count) return NVML_ERROR_INVALID_ARGUMENT;
+    enum value v = cause == NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS ? V_RETIRED_SBE
+                   : cause == NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR     ? V_RETIRED_DBE
+                                                                                  : V_COUNT;
+    if (v == V_COUNT) return NVML_ERROR_INVALID_ARGUMENT;
+    DEVICE_CALL("nvmlDeviceGetRetiredPages", device);
+    unsigned long long n;
+    nvmlReturn_t r = read_value(g, v, &n);
+    if (r != NVML_SUCCESS) return done(r);
+    if (*count < n || (n > 0 && !addresses)) {
+        *count = (unsigned int)n;
+        return done(NVML_ERROR_INSUFFICIENT_SIZE);
+    }
+    for (unsigned long long i = 0; i < n; i++) addresses[i] = 0x1000 * (i + 1);
+    *count = (unsigned int)n;
+    return done(NVML_SUCCESS);
+}
+#endif
+
+#ifndef OMIT_nvmlDeviceGetRetiredPagesPendingStatus
+nvmlReturn_t nvmlDeviceGetRetiredPagesPendingStatus(nvmlDevice_t device,
+                                                    nvmlEnableState_t *pending) {
+    if (!pending) return NVML_ERROR_INVALID_ARGUMENT;
+    DEVICE_CALL("nvmlDeviceGetRetiredPagesPendingStatus", device);
+    unsigned long long p;
+    nvmlReturn_t r = read_value(g, V_RETIRED_PENDING, &p);
+    if (r == NVML_SUCCESS) *pending = p ? NVML_FEATURE_ENABLED : NVML_FEATURE_DISABLED;
+    return done(r);
+}
+#endif
+
+/* NVLink: links 0 .. nvlink_links-1 exist, the first nvlink_active of them are up, and each up
+ * link has the same error counters. A link beyond them, or any on a GPU without nvlink_links,
+ * is NOT_SUPPORTED, as NVML answers on a GPU without NVLink. */
+static nvmlReturn_t nvlink(struct gpu *g, unsigned int link, unsigned long long *active) {
+    unsigned long long links;
+    nvmlReturn_t r = read_value(g, V_NVLINK_LINKS, &links);
+    if (r != NVML_SUCCESS) return r;
+    if (link >= links || link >= NVML_NVLINK_MAX_LINKS) return NVML_ERROR_INVALID_ARGUMENT;
+    unsigned long long up = 0;
+    r = read_value(g, V_NVLINK_ACTIVE, &up);
+    if (r != NVML_SUCCESS) return r;
+    *active = link < up;
+    return NVML_SUCCESS;
+}
+
+#ifndef OMIT_nvmlDeviceGetNvLinkState
+nvmlReturn_t nvmlDeviceGetNvLinkState(nvmlDevice_t device, unsigned int link,
+                                      nvmlEnableState_t *isActive) {
+    if (!isActive) return NVML_ERROR_INVALID_ARGUMENT;
+    DEVICE_CALL("nvmlDeviceGetNvLinkState", device);
+    unsigned long long active;
+    nvmlReturn_t r = nvlink(g, link, &active);
+    if (r == NVML_SUCCESS) *isActive = active ? NVML_FEATURE_ENABLED : NVML_FEATURE_DISABLED;
+    return done(r);
+}
+#endif
+
+#ifndef OMIT_nvmlDeviceGetNvLinkErrorCounter
+nvmlReturn_t nvmlDeviceGetNvLinkErrorCounter(nvmlDevice_t device, unsigned int link,
+                                             nvmlNvLinkErrorCounter_t counter,
+                                             unsigned long long *value) {
+    if (!value) return NVML_ERROR_INVALID_ARGUMENT;
+    enum value v = counter == NVML_NVLINK_ERROR_DL_CRC_FLIT  ? V_NVLINK_CRC
+                   : counter == NVML_NVLINK_ERROR_DL_REPLAY   ? V_NVLINK_REPLAY
+                   : counter == NVML_NVLINK_ERROR_DL_RECOVERY ? V_NVLINK_RECOVERY
+                                                              : V_COUNT;
+    if (v == V_COUNT) return NVML_ERROR_NOT_SUPPORTED;
+    DEVICE_CALL("nvmlDeviceGetNvLinkErrorCounter", device);
+    unsigned long long active;
+    nvmlReturn_t r = nvlink(g, link, &active);
+    if (r == NVML_SUCCESS) r = read_value(g, v, value);
+    return done(r);
 }
 #endif
 

@@ -91,6 +91,20 @@ VALUE_NAMES = (
     "ecc_corrected",
     "ecc_uncorrected",
     "memory_temperature_c",
+    "remap_correctable",
+    "remap_uncorrectable",
+    "remap_pending",
+    "remap_failure",
+    "retired_sbe",
+    "retired_dbe",
+    "retired_pending",
+    "ecc_corrected_aggregate",
+    "ecc_uncorrected_aggregate",
+    "nvlink_links",
+    "nvlink_active",
+    "nvlink_crc",
+    "nvlink_replay",
+    "nvlink_recovery",
 )
 FIELDS = (
     "name",
@@ -118,6 +132,10 @@ FIELDS = (
     "graphics_processes",
     "process_utilization",
     "memory_temperature",
+    "remapped_rows",
+    "retired_pages",
+    "ecc_aggregate",
+    "nvlink",
 )
 ERRORS = (
     "OK",
@@ -189,7 +207,28 @@ SERVES: dict[str, tuple[str, float]] = {
     "ecc_errors_corrected": ("ecc_corrected", 1.0),
     "ecc_errors_uncorrected": ("ecc_uncorrected", 1.0),
     "memory_temperature_celsius": ("memory_temperature_c", 1.0),
+    "ecc_errors_corrected_aggregate": ("ecc_corrected_aggregate", 1.0),
+    "ecc_errors_uncorrected_aggregate": ("ecc_uncorrected_aggregate", 1.0),
+    "remapped_rows_correctable": ("remap_correctable", 1.0),
+    "remapped_rows_uncorrectable": ("remap_uncorrectable", 1.0),
+    "retired_pages_single_bit": ("retired_sbe", 1.0),
+    "retired_pages_double_bit": ("retired_dbe", 1.0),
+    "nvlink_links_active": ("nvlink_active", 1.0),
 }
+# Readings the fake serves as more than one value each (checked by their own tests): flags,
+# memory free (total - used - reserved), NVLink sums over links.
+SERVED_OTHERWISE = frozenset(
+    {
+        "memory_free_bytes",
+        "remap_pending",
+        "remap_failed",
+        "retired_pages_pending",
+        "nvlink_links_inactive",
+        "nvlink_crc_errors",
+        "nvlink_replay_errors",
+        "nvlink_recovery_errors",
+    }
+)
 
 
 class FakeNvmlUnavailable(Exception):
