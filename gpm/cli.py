@@ -189,11 +189,12 @@ def _read_snapshot(loaded: LoadedConfig, demo: bool) -> Snapshot:
     from gpm.classify import read_and_classify
     from gpm.classify.tracker import ProcessTracker
     from gpm.gpu import open_gpu_source
+    from gpm.health import HealthWatch
 
     source = open_gpu_source(loaded.config.gpu, demo=demo, logger=logging.getLogger("gpm.gpu"))
     tracker = ProcessTracker(rules=loaded.config.classifier.rules)
     try:
-        snap, _ = read_and_classify(source, tracker, time.time())
+        snap, _ = read_and_classify(source, tracker, HealthWatch(), time.time())
     finally:
         source.close()
     return snap
@@ -228,7 +229,10 @@ def _format_status(snap: Snapshot) -> str:
     if not snap.gpus:
         lines.append(snap.message or "No GPUs.")
         return "\n".join(lines)
-    header = f"{'GPU':<4}{'NAME':<34}{'UTIL':>6}{'MEM GiB':>14}{'TEMP':>7}{'POWER':>14}{'FAN':>6}"
+    header = (
+        f"{'GPU':<4}{'NAME':<34}{'UTIL':>6}{'MEM GiB':>14}{'TEMP':>7}{'POWER':>14}{'FAN':>6}"
+        "  HEALTH"
+    )
     lines.append(header)
     for g in snap.gpus:
         name = (g.name or "?") + (" (sim)" if g.simulated else "")
@@ -240,7 +244,9 @@ def _format_status(snap: Snapshot) -> str:
         lines.append(
             f"{g.gpu_id:<4}{name[:33]:<34}{_fmt(g.utilization_percent, '%'):>6}{mem:>14}"
             f"{_fmt(g.temperature_celsius, 'C'):>7}{power:>14}{_fmt(g.fan_percent, '%'):>6}"
+            f"  {g.health or '-'}"
         )
+        lines.extend(f"    ! {reason}" for reason in g.health_reasons)
         if g.processes is None:
             lines.append("    processes: unknown")
         for p in g.processes or ():

@@ -81,6 +81,9 @@ class GpuSample:
     throttle_reasons: tuple[str, ...] | None
     processes: tuple[GpuProcess, ...] | None
     readings: Mapping[str, float]
+    # The verdict of gpm.health ("ok", "degraded", "failed") and why; None until assessed.
+    health: str | None
+    health_reasons: tuple[str, ...]
 
     def __init__(
         self,
@@ -94,6 +97,8 @@ class GpuSample:
         throttle_reasons: tuple[str, ...] | None = None,
         processes: tuple[GpuProcess, ...] | None = (),
         readings: Mapping[str, float] | None = None,
+        health: str | None = None,
+        health_reasons: tuple[str, ...] = (),
         **values: float | None,
     ) -> None:
         unknown = values.keys() - STORED_NAMES
@@ -118,6 +123,8 @@ class GpuSample:
         init(self, "throttle_reasons", throttle_reasons)
         init(self, "processes", processes)
         init(self, "readings", merged)
+        init(self, "health", health)
+        init(self, "health_reasons", health_reasons)
 
     def __getattr__(self, name: str) -> float | None:
         """A catalog reading (None when not reported); anything else is an AttributeError."""

@@ -30,6 +30,7 @@ from gpm.config import Config, LoadedConfig
 from gpm.errors import UserError
 from gpm.gpu import open_gpu_source
 from gpm.gpu.base import GpuSource
+from gpm.health import HealthWatch
 from gpm.lock import AlreadyRunning, DataDirLock
 from gpm.model import Alert, LlmSession, LoadedModel, ModelEvent, ProcessEvent, Snapshot
 from gpm.net import bind_sockets
@@ -90,6 +91,7 @@ class Service:
             cfg.gpu, demo=self.demo, logger=logging.getLogger("gpm.gpu")
         )
         self.tracker = ProcessTracker(rules=cfg.classifier.rules, clock=self.clock)
+        self.health = HealthWatch()
         self.alerts = AlertEngine(cfg.alerts)
         self._session_sinks: list[Callable[[LlmSession], None]] = [self.writer.add_session]
         try:
@@ -292,7 +294,7 @@ class Service:
 
     def _read(self) -> tuple[Snapshot, list[ProcessEvent]]:
         """Read the GPUs and classify their processes: one trip to a worker thread per poll."""
-        return read_and_classify(self.source, self.tracker, self.clock())
+        return read_and_classify(self.source, self.tracker, self.health, self.clock())
 
     async def poll_once(self) -> None:
         health = self.state.health

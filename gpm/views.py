@@ -51,6 +51,8 @@ def sample_view(s: GpuSample, now: float) -> dict[str, Any]:
     for r in READINGS:
         value = getattr(s, r.name)
         out[r.name] = round(value, r.digits) if value is not None and r.digits else value
+    out["health"] = s.health
+    out["health_reasons"] = list(s.health_reasons)
     out["throttle_reasons"] = list(s.throttle_reasons) if s.throttle_reasons is not None else None
     out["processes"] = None if s.processes is None else [process_view(p, now) for p in s.processes]
     return out

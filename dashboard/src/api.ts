@@ -39,6 +39,9 @@ export interface GpuReading {
   name: string | null;
   up: boolean;
   error: string | null;
+  /** The health verdict and why; null before GPM first judged the GPU. */
+  health: "ok" | "degraded" | "failed" | null;
+  health_reasons: string[];
   utilization_percent: number | null;
   memory_used_bytes: number | null;
   memory_total_bytes: number | null;

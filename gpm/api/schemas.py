@@ -91,6 +91,10 @@ class _GpuIdentity(_Model):
     simulated: bool
     up: bool
     error: str | None
+    health: Literal["ok", "degraded", "failed"] | None = Field(
+        description="the health verdict (docs/nvml.md); null before the first assessment"
+    )
+    health_reasons: list[str]
     throttle_reasons: list[str] | None
     processes: list[Process] | None
 

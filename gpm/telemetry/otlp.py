@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from gpm import __version__, catalog
 from gpm.catalog import OtelInstrument, Reading
+from gpm.health import VERDICTS
 from gpm.model import GpuSample, LlmSession, Outcome
 from gpm.state import LiveState
 from gpm.telemetry import CHUNK_GAP_SECONDS_BUCKETS, PERFORMANCE_KINDS, ModelLabels
@@ -307,7 +308,7 @@ class OtlpExporter:
             "hw.status",
             [self._callback(_status, readable_only=False)],
             "1",
-            "1 for the GPU's current state (ok, or failed when it cannot be read).",
+            "1 for the GPU's health verdict (ok, degraded or failed), 0 for the others.",
         )
         meter.create_observable_counter(
             "hw.gpu.io",
@@ -395,8 +396,10 @@ def _catalog_reader(
 
 
 def _status(g: GpuSample) -> Iterator[tuple[float, dict[str, str]]]:
-    yield (1.0 if g.up else 0.0), {"hw.state": "ok"}
-    yield (0.0 if g.up else 1.0), {"hw.state": "failed"}
+    """hw.status: 1 for the GPU's health verdict, else (not yet judged) for whether it reads."""
+    current = g.health or ("ok" if g.up else "failed")
+    for state in VERDICTS:
+        yield (1.0 if state == current else 0.0), {"hw.state": state}
 
 
 def _seconds_per_output_token(s: LlmSession) -> float | None:

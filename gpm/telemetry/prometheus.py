@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 
 from gpm import catalog
 from gpm.catalog import PromFamily
+from gpm.health import VERDICTS
 from gpm.model import GpuSample, LlmSession, Outcome
 from gpm.state import LiveState
 from gpm.telemetry import CHUNK_GAP_SECONDS_BUCKETS, PERFORMANCE_KINDS, ModelLabels
@@ -104,6 +105,11 @@ class _GpuFamilies:
             out = self.readings[f]
             sample = f"{out.name}_total" if f.counter else out.name
             self._exported.append((r.name, out, sample, f.label, r.prom_label))
+        self.health = GaugeMetricFamily(
+            "gpm_gpu_health",
+            "1 for the GPU's health verdict (ok, degraded, failed), 0 for the other two.",
+            labels=(*_GPU_LABELS, "state"),
+        )
         self.throttle = GaugeMetricFamily(
             "gpm_gpu_throttle_reason",
             "1 while the clock-event reason is active.",
@@ -137,6 +143,10 @@ class _GpuFamilies:
                 out.add_sample(sample, shared, float(value))
             else:
                 out.add_sample(sample, {**shared, label: label_value}, float(value))
+        if g.health is not None:
+            for state in VERDICTS:
+                value = 1.0 if state == g.health else 0.0
+                self.health.add_sample(self.health.name, {**shared, "state": state}, value)
         if g.throttle_reasons is not None:
             active = set(g.throttle_reasons)
             for reason in (
@@ -161,7 +171,7 @@ class _GpuFamilies:
         yield self.up
         yield self.info
         yield from self.readings.values()
-        yield from (self.throttle, self.procs, self.proc_mem)
+        yield from (self.health, self.throttle, self.procs, self.proc_mem)
 
 
 class StateCollector(Collector):

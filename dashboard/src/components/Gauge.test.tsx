@@ -11,6 +11,8 @@ const reading: GpuReading = {
   name: "Simulated GPU",
   up: true,
   error: null,
+  health: "ok",
+  health_reasons: [],
   utilization_percent: 97,
   memory_used_bytes: 75 * 1024 ** 3,
   memory_total_bytes: 80 * 1024 ** 3,
@@ -51,5 +53,25 @@ describe("GpuGauges", () => {
       expect(screen.getByTestId(`gauge-${id}`).dataset.level).toBe("na");
     }
     expect(screen.getByRole("status").textContent).toContain("GPU is lost");
+  });
+
+  it("badges the health verdict and lists its reasons", () => {
+    const reasons = ["a memory row remap is pending: reset the GPU to apply it"];
+    render(
+      <GpuGauges
+        gpu={{ ...reading, health: "degraded", health_reasons: reasons }}
+        thresholds={DEFAULT_THRESHOLDS}
+        timestamp="t"
+      />,
+    );
+    const badge = screen.getByTestId("health-badge");
+    expect(badge.textContent).toBe("degraded");
+    expect(badge.className).toContain("health-degraded");
+    expect(screen.getByTestId("health-reasons").textContent).toBe(reasons[0]);
+  });
+
+  it("shows no badge before the GPU was judged", () => {
+    render(<GpuGauges gpu={{ ...reading, health: null }} thresholds={DEFAULT_THRESHOLDS} timestamp="t" />);
+    expect(screen.queryByTestId("health-badge")).toBeNull();
   });
 });

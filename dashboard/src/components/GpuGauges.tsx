@@ -13,6 +13,20 @@ export interface GpuGaugesProps {
   timestamp: string;
 }
 
+/** The GPU's health verdict; its reasons are listed under the heading and in the tooltip. */
+export function HealthBadge({ gpu }: { gpu: GpuReading }) {
+  if (gpu.health === null) return null;
+  return (
+    <span
+      className={`badge health-${gpu.health}`}
+      data-testid="health-badge"
+      title={gpu.health_reasons.join("\n") || "no problem seen"}
+    >
+      {gpu.health}
+    </span>
+  );
+}
+
 export function GpuGauges({ gpu, thresholds, timestamp }: GpuGaugesProps) {
   const powerScale = gpu.power_limit_watts ?? Math.max(gpu.power_watts ?? 0, 1);
   return (
@@ -23,8 +37,16 @@ export function GpuGauges({ gpu, thresholds, timestamp }: GpuGaugesProps) {
       data-snapshot-timestamp={timestamp}
     >
       <h2>
-        GPU {gpu.gpu_id} <span className="muted">{gpu.name ?? ""}</span>
+        GPU {gpu.gpu_id} <span className="muted">{gpu.name ?? ""}</span>{" "}
+        <HealthBadge gpu={gpu} />
       </h2>
+      {gpu.health_reasons.length > 0 ? (
+        <ul className="health-reasons" data-testid="health-reasons">
+          {gpu.health_reasons.map((reason) => (
+            <li key={reason}>{reason}</li>
+          ))}
+        </ul>
+      ) : null}
       {gpu.up ? null : (
         <p className="error" role="status">
           GPU unavailable: {gpu.error ?? "no reading"}
