@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from aiohttp import web
 from gpm.alerts.notify import Notifier
 from gpm.config import AlertsConfig
 from gpm.model import Alert
+from tests.conftest import wait_for_async
 
 FIRING = Alert(
     timestamp=1_795_000_000.0,
@@ -61,15 +61,6 @@ def log(request: pytest.FixtureRequest) -> tuple[logging.Logger, Records]:
     handler = Records()
     logger.addHandler(handler)
     return logger, handler
-
-
-async def until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll ``cond`` until true or fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(0.01)
 
 
 @dataclass
@@ -118,7 +109,9 @@ async def test_webhook_receives_json(
     await notifier.start()
     notifier.send(FIRING)
     notifier.send(RESOLVED)
-    await until(lambda: len(receiver.requests) == 2)
+    await wait_for_async(
+        lambda: len(receiver.requests) == 2, timeout=5, what="both alerts at the receiver"
+    )
     await notifier.stop()
     (ctype, body), (_, second) = receiver.requests
     assert ctype == "application/json"
@@ -152,7 +145,7 @@ async def test_webhook_retries_with_backoff_until_it_succeeds(
     notifier = Notifier(AlertsConfig(webhook_url=receiver.url), logger, backoff_secs=0.01)
     await notifier.start()
     notifier.send(FIRING)
-    await until(lambda: len(receiver.requests) == 1)
+    await wait_for_async(lambda: len(receiver.requests) == 1, timeout=5, what="the alert delivered")
     await notifier.stop()
     assert receiver.attempts == 3
     retries = [line for line in records.lines() if "retrying" in line]
@@ -169,7 +162,9 @@ async def test_client_error_is_not_retried(
     notifier = Notifier(AlertsConfig(webhook_url=receiver.url), logger, backoff_secs=0.01)
     await notifier.start()
     notifier.send(FIRING)
-    await until(lambda: any("gave up" in line for line in records.lines()))
+    await wait_for_async(
+        lambda: any("gave up" in line for line in records.lines()), timeout=5, what="giving up"
+    )
     await notifier.stop()
     assert receiver.attempts == 1
     assert "after 1 attempt(s): HTTP 404" in records.lines(logging.ERROR)[0]
@@ -185,7 +180,9 @@ async def test_dead_receiver_never_blocks_and_gives_up(
     for _ in range(3):
         notifier.send(FIRING)
     assert time.perf_counter() - started < 0.05  # enqueued, not delivered inline
-    await until(lambda: len(records.lines(logging.ERROR)) == 3)
+    await wait_for_async(
+        lambda: len(records.lines(logging.ERROR)) == 3, timeout=5, what="three errors"
+    )
     await notifier.stop()
     assert all("after 3 attempt(s): ClientConnectorError" in e for e in records.lines(40))
     assert len([line for line in records.lines() if "retrying" in line]) == 6
@@ -238,7 +235,7 @@ async def test_desktop_notification_with_notify_send(
     await notifier.start()
     notifier.send(FIRING)
     notifier.send(RESOLVED)
-    await until(lambda: len(calls_of(calls)) == 2)
+    await wait_for_async(lambda: len(calls_of(calls)) == 2, timeout=5, what="two notifications")
     await notifier.stop()
     assert calls_of(calls) == [
         ["--app-name=GPM", "--urgency=critical", "--", "GPU alert firing: temperature",
@@ -260,7 +257,7 @@ async def test_desktop_falls_back_to_gdbus(
     )
     await notifier.start()
     notifier.send(alert)
-    await until(lambda: len(calls_of(calls)) == 1)
+    await wait_for_async(lambda: len(calls_of(calls)) == 1, timeout=5, what="one notification")
     await notifier.stop()
     argv = calls_of(calls)[0]
     assert argv[:8] == [
@@ -301,7 +298,7 @@ async def test_failing_desktop_tool_warns_once(
     await notifier.start()
     for _ in range(3):
         notifier.send(RESOLVED)
-    await until(lambda: len(calls_of(calls)) == 3)
+    await wait_for_async(lambda: len(calls_of(calls)) == 3, timeout=5, what="three notifications")
     await notifier.stop()
     failures = [r for r in records.records if "desktop notification via" in r.getMessage()]
     assert [r.levelno for r in failures] == [logging.WARNING, logging.DEBUG, logging.DEBUG]

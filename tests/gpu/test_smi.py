@@ -22,6 +22,7 @@ from gpm.gpu.smi import (
     samples_from_rows,
 )
 from gpm.model import GpuProcess, GpuSample
+from tests.conftest import wait_for
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "nvidia-smi"
 ZERO_UUID = "GPU-00000000-0000-0000-0000-000000000000"
@@ -450,9 +451,12 @@ def test_hanging_nvidia_smi_is_killed_at_the_timeout(tmp_path: Path) -> None:
     assert snap.message.startswith(f"{exe} --query-gpu")
     started_pids = [int(p) for line in pids.read_text().splitlines() for p in line.split()]
     assert started_pids  # the fake did start before it was killed
-    deadline = time.monotonic() + 5.0
-    while not all(_dead(p) for p in started_pids) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for(
+        lambda: all(_dead(p) for p in started_pids),
+        timeout=5.0,
+        interval=0.02,
+        what="the fake and its child to die",
+    )
     assert [p for p in started_pids if not _dead(p)] == []
 
 

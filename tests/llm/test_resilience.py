@@ -8,7 +8,6 @@ import json
 import logging
 import socket
 import sys
-import time
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -17,6 +16,7 @@ import pytest
 
 from gpm.llm.proxy import LlmProxy
 from gpm.model import LlmSession, Outcome
+from tests.conftest import wait_for_async
 from tests.llm.fake_ollama import FakeOllama
 from tests.llm.harness import Proxied
 
@@ -45,7 +45,7 @@ async def test_client_disconnect_before_headers(px: Proxied) -> None:
     px.fake.plan.hang_before_headers = True
     async with aiohttp.ClientSession() as client:
         task = asyncio.create_task(client.post(px.url + "/api/chat", json=CHAT))
-        await asyncio.wait_for(_until(lambda: bool(px.fake.received)), 5)
+        await wait_for_async(lambda: px.fake.received, timeout=5, what="the request at Ollama")
         task.cancel()
     await asyncio.wait_for(px.fake.disconnected.wait(), 5)
     s = await px.session()
@@ -61,15 +61,6 @@ async def test_backend_dropping_the_stream_truncates_the_client_reply(px: Proxie
     s = await px.session()
     assert s.outcome is Outcome.ERROR and s.error is not None
     assert "broke off" in s.error
-
-
-async def _until(check: object, timeout: float = 10.0) -> None:
-    """Poll ``check`` until it is true, failing at the deadline."""
-    assert callable(check)
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        await asyncio.sleep(0.01)
 
 
 def dead_port() -> int:
