@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import GpmProcess, get_json, wait_for
 from tests.fakes.fake_nvml import Scenario, build_fake_nvml
-from tests.telemetry.promserver import needs_prometheus, query, run_prometheus, value_of
+from tests.fakes.prometheus_server import needs_prometheus, query, run_prometheus, value_of
 
 GIB = 2**30
 

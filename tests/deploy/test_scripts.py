@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 START = ROOT / "scripts" / "start-all.sh"
 STOP = ROOT / "scripts" / "stop-all.sh"
-FAKE = Path(__file__).with_name("fake_gpm.py")
+FAKE = ROOT / "tests" / "fakes" / "fake_gpm.py"
 
 
 def free_port() -> int:

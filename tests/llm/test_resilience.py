@@ -17,7 +17,7 @@ import pytest
 from gpm.llm.proxy import LlmProxy
 from gpm.model import LlmSession, Outcome
 from tests.conftest import wait_for_async
-from tests.llm.fake_ollama import FakeOllama
+from tests.fakes.fake_ollama import FakeOllama
 from tests.llm.harness import Proxied
 
 CHAT = {"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}]}
