@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import socket
 import sys
 from collections.abc import AsyncIterator
 
@@ -16,7 +15,7 @@ import pytest
 
 from gpm.llm.proxy import LlmProxy
 from gpm.model import LlmSession, Outcome
-from tests.conftest import wait_for_async
+from tests.conftest import free_port, wait_for_async
 from tests.fakes.fake_ollama import FakeOllama
 from tests.llm.harness import Proxied
 
@@ -63,15 +62,8 @@ async def test_backend_dropping_the_stream_truncates_the_client_reply(px: Proxie
     assert "broke off" in s.error
 
 
-def dead_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port  # closed again: nothing listens there
-
-
 async def test_backend_down_gives_502_naming_it() -> None:
-    backend = f"http://127.0.0.1:{dead_port()}"
+    backend = f"http://127.0.0.1:{free_port()}"  # a closed port: nothing listens there
     sessions: list[LlmSession] = []
     proxy = LlmProxy(backend, "127.0.0.1", 0, sessions.append)
     await proxy.start()
