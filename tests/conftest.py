@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -45,24 +46,62 @@ def running(argv: Sequence[str], log_path: Path) -> Iterator[subprocess.Popen[by
                 proc.wait(timeout=10)
 
 
+class _Deadline:
+    """One wait: the time it ends, the last error seen, and the message when it runs out."""
+
+    def __init__(self, timeout: float, what: str) -> None:
+        self.timeout, self.what = timeout, what
+        self.ends = time.monotonic() + timeout
+        self.last_exc: Exception | None = None
+
+    def running(self) -> bool:
+        return time.monotonic() < self.ends
+
+    def attempt(self, fn: Callable[[], T | None]) -> T | None:
+        """``fn()``, or None when it raised (kept as the last error, and polling goes on)."""
+        try:
+            return fn()
+        except Exception as exc:
+            self.last_exc = exc
+            return None
+
+    def expired(self) -> AssertionError:
+        return AssertionError(
+            f"timed out after {self.timeout}s waiting for {self.what}; last error: {self.last_exc}"
+        )
+
+
 def wait_for(
     fn: Callable[[], T | None],
     timeout: float = 15.0,
     interval: float = 0.05,
     what: str = "condition",
 ) -> T:
-    """Poll ``fn`` until it returns something truthy, or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last_exc: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = fn()
-            if value:
-                return value
-        except Exception as exc:  # keep polling; report the last failure
-            last_exc = exc
+    """Poll ``fn`` until it returns something truthy, or fail after ``timeout`` seconds.
+
+    An exception from ``fn`` counts as "not yet"; the last one is named in the failure.
+    """
+    deadline = _Deadline(timeout, what)
+    while deadline.running():
+        if value := deadline.attempt(fn):
+            return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last error: {last_exc}")
+    raise deadline.expired()
+
+
+async def wait_for_async(
+    fn: Callable[[], T | None],
+    timeout: float = 15.0,
+    interval: float = 0.01,
+    what: str = "condition",
+) -> T:
+    """``wait_for`` inside a running event loop: the loop goes on between polls."""
+    deadline = _Deadline(timeout, what)
+    while deadline.running():
+        if value := deadline.attempt(fn):
+            return value
+        await asyncio.sleep(interval)
+    raise deadline.expired()
 
 
 def get_json(url: str, timeout: float = 5.0) -> Any:

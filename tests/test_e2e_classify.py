@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from tests.classify.test_process_tracker import fake_torch, spawn, stop
 from tests.conftest import GpmProcess, get_json, wait_for
 from tests.fakes.fake_nvml import Scenario, build_fake_nvml
+from tests.fakes.fake_workloads import fake_torch, spawn, stop
 
 __all__ = ["fake_torch"]  # a fixture this module uses, imported so pytest finds it here
 

@@ -7,17 +7,16 @@ values, a GPU lost and back, a GPU heating up into an alert that reaches a webho
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
 from tests.conftest import GpmProcess, get_json, wait_for
 from tests.fakes.fake_nvml import Scenario, build_fake_nvml
-from tests.telemetry.promserver import needs_prometheus, query, run_prometheus, value_of
+from tests.fakes.fake_webhook import WebhookReceiver, webhook_receiver
+from tests.fakes.prometheus_server import needs_prometheus, query, run_prometheus, value_of
 
 GIB = 2**30
 
@@ -86,42 +85,23 @@ def test_status_json_reports_exactly_the_scenario(
     assert g1["processes"] == []
 
 
-class _Webhook(BaseHTTPRequestHandler):
-    received: ClassVar[list[dict[str, Any]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.received.append(json.loads(body))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    received: ClassVar[list[dict[str, Any]]] = []
-    handler = type("Hook", (_Webhook,), {"received": received})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    server.shutdown()
+def webhook() -> Iterator[WebhookReceiver]:
+    with webhook_receiver() as hook:
+        yield hook
 
 
 def test_run_follows_the_gpu_loss_and_heat_into_alerts(
     gpm_process: Callable[..., GpmProcess],
     nvml_lib: Path,
     tmp_path: Path,
-    webhook: tuple[str, list[dict[str, Any]]],
+    webhook: WebhookReceiver,
 ) -> None:
-    url, received = webhook
     sc = two_gpus(tmp_path / "scenario.txt")
     gpm = gpm_process(
         GPM_GPU_NVML_LIBRARY=str(nvml_lib),
         FAKE_NVML_SCENARIO=str(sc.path),
-        GPM_ALERTS_WEBHOOK_URL=url,
+        GPM_ALERTS_WEBHOOK_URL=webhook.url,
         GPM_ALERTS_MIN_DURATION_SECS="1",
         GPM_OLLAMA_ENABLED="false",
     ).start("run")
@@ -163,7 +143,7 @@ def test_run_follows_the_gpu_loss_and_heat_into_alerts(
     )
     assert active[0]["gpu_id"] == 0 and active[0]["value"] == 92
     hook = wait_for(
-        lambda: [r for r in received if "temperature" in json.dumps(r)],
+        lambda: [r for r in webhook.bodies if "temperature" in json.dumps(r)],
         timeout=20,
         what="the webhook to receive the alert",
     )

@@ -1,23 +1,22 @@
-"""Alert delivery against a real HTTP receiver and fake desktop tools on a test PATH."""
+"""Alert delivery to a fake webhook receiver and fake desktop tools on a test PATH."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import socket
-import sys
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from gpm.alerts.notify import Notifier
 from gpm.config import AlertsConfig
 from gpm.model import Alert
+from tests.conftest import free_port, wait_for_async
+from tests.fakes.fake_command import calls_of
+from tests.fakes.fake_desktop_notify import fake_desktop_tool
+from tests.fakes.fake_webhook import WebhookReceiver, webhook_receiver
 
 FIRING = Alert(
     timestamp=1_795_000_000.0,
@@ -63,62 +62,27 @@ def log(request: pytest.FixtureRequest) -> tuple[logging.Logger, Records]:
     return logger, handler
 
 
-async def until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll ``cond`` until true or fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(0.01)
-
-
-@dataclass
-class Receiver:
-    url: str = ""
-    fail_first: int = 0
-    fail_status: int = 503
-    requests: list[tuple[str, dict[str, object]]] = field(default_factory=list)
-    attempts: int = 0
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.attempts += 1
-        if self.attempts <= self.fail_first:
-            return web.Response(status=self.fail_status)
-        self.requests.append((request.content_type, await request.json()))
-        return web.Response(text="ok")
-
-
 @pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    rec = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook/{token}", rec.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    rec.url = f"http://{host}:{port}/hook/secret-token"
-    yield rec
-    await runner.cleanup()
+def receiver() -> Iterator[WebhookReceiver]:
+    with webhook_receiver("/hook/secret-token") as rec:
+        yield rec
 
 
 def dead_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/hook"
+    return f"http://127.0.0.1:{free_port()}/hook"  # closed again: nothing listens there
 
 
 async def test_webhook_receives_json(
-    receiver: Receiver, log: tuple[logging.Logger, Records]
+    receiver: WebhookReceiver, log: tuple[logging.Logger, Records]
 ) -> None:
     logger, records = log
     notifier = Notifier(AlertsConfig(webhook_url=receiver.url), logger)
     await notifier.start()
     notifier.send(FIRING)
     notifier.send(RESOLVED)
-    await until(lambda: len(receiver.requests) == 2)
+    await wait_for_async(
+        lambda: len(receiver.requests) == 2, timeout=5, what="both alerts at the receiver"
+    )
     await notifier.stop()
     (ctype, body), (_, second) = receiver.requests
     assert ctype == "application/json"
@@ -145,14 +109,14 @@ async def test_webhook_receives_json(
 
 
 async def test_webhook_retries_with_backoff_until_it_succeeds(
-    receiver: Receiver, log: tuple[logging.Logger, Records]
+    receiver: WebhookReceiver, log: tuple[logging.Logger, Records]
 ) -> None:
     logger, records = log
     receiver.fail_first = 2
     notifier = Notifier(AlertsConfig(webhook_url=receiver.url), logger, backoff_secs=0.01)
     await notifier.start()
     notifier.send(FIRING)
-    await until(lambda: len(receiver.requests) == 1)
+    await wait_for_async(lambda: len(receiver.requests) == 1, timeout=5, what="the alert delivered")
     await notifier.stop()
     assert receiver.attempts == 3
     retries = [line for line in records.lines() if "retrying" in line]
@@ -162,14 +126,16 @@ async def test_webhook_retries_with_backoff_until_it_succeeds(
 
 
 async def test_client_error_is_not_retried(
-    receiver: Receiver, log: tuple[logging.Logger, Records]
+    receiver: WebhookReceiver, log: tuple[logging.Logger, Records]
 ) -> None:
     logger, records = log
     receiver.fail_first, receiver.fail_status = 10, 404
     notifier = Notifier(AlertsConfig(webhook_url=receiver.url), logger, backoff_secs=0.01)
     await notifier.start()
     notifier.send(FIRING)
-    await until(lambda: any("gave up" in line for line in records.lines()))
+    await wait_for_async(
+        lambda: any("gave up" in line for line in records.lines()), timeout=5, what="giving up"
+    )
     await notifier.stop()
     assert receiver.attempts == 1
     assert "after 1 attempt(s): HTTP 404" in records.lines(logging.ERROR)[0]
@@ -185,7 +151,9 @@ async def test_dead_receiver_never_blocks_and_gives_up(
     for _ in range(3):
         notifier.send(FIRING)
     assert time.perf_counter() - started < 0.05  # enqueued, not delivered inline
-    await until(lambda: len(records.lines(logging.ERROR)) == 3)
+    await wait_for_async(
+        lambda: len(records.lines(logging.ERROR)) == 3, timeout=5, what="three errors"
+    )
     await notifier.stop()
     assert all("after 3 attempt(s): ClientConnectorError" in e for e in records.lines(40))
     assert len([line for line in records.lines() if "retrying" in line]) == 6
@@ -205,40 +173,18 @@ async def test_stop_is_bounded_with_deliveries_pending(
     assert "stopping with 1 webhook notification(s) undelivered" in records.lines()
 
 
-def fake_tool(directory: Path, name: str, status: int = 0, stderr: str = "") -> Path:
-    """A stand-in for notify-send/gdbus that records its arguments, one JSON list per line."""
-    calls = directory / f"{name}.calls"
-    script = directory / name
-    script.write_text(
-        f"#!{sys.executable}\n"
-        "import json, sys\n"
-        f"with open({str(calls)!r}, 'a') as fh:\n"
-        "    fh.write(json.dumps(sys.argv[1:]) + '\\n')\n"
-        f"sys.stderr.write({stderr!r})\n"
-        f"sys.exit({status})\n"
-    )
-    script.chmod(0o755)
-    return calls
-
-
-def calls_of(path: Path) -> list[list[str]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 async def test_desktop_notification_with_notify_send(
     tmp_path: Path, log: tuple[logging.Logger, Records]
 ) -> None:
     logger, _ = log
-    calls = fake_tool(tmp_path, "notify-send")
-    fake_tool(tmp_path, "gdbus")  # notify-send wins when both exist
+    calls = fake_desktop_tool(tmp_path, "notify-send")
+    fake_desktop_tool(tmp_path, "gdbus")  # notify-send wins when both exist
     cfg = AlertsConfig(enable_desktop_notifications=True)
     notifier = Notifier(cfg, logger, search_path=str(tmp_path))
     await notifier.start()
     notifier.send(FIRING)
     notifier.send(RESOLVED)
-    await until(lambda: len(calls_of(calls)) == 2)
+    await wait_for_async(lambda: len(calls_of(calls)) == 2, timeout=5, what="two notifications")
     await notifier.stop()
     assert calls_of(calls) == [
         ["--app-name=GPM", "--urgency=critical", "--", "GPU alert firing: temperature",
@@ -253,14 +199,14 @@ async def test_desktop_falls_back_to_gdbus(
     tmp_path: Path, log: tuple[logging.Logger, Records]
 ) -> None:
     logger, _ = log
-    calls = fake_tool(tmp_path, "gdbus")
+    calls = fake_desktop_tool(tmp_path, "gdbus")
     alert = Alert(0.0, "memory", "firing", "warning", "it's 95% \\ full", gpu_id=0)
     notifier = Notifier(
         AlertsConfig(enable_desktop_notifications=True), logger, search_path=str(tmp_path)
     )
     await notifier.start()
     notifier.send(alert)
-    await until(lambda: len(calls_of(calls)) == 1)
+    await wait_for_async(lambda: len(calls_of(calls)) == 1, timeout=5, what="one notification")
     await notifier.stop()
     argv = calls_of(calls)[0]
     assert argv[:8] == [
@@ -294,14 +240,14 @@ async def test_failing_desktop_tool_warns_once(
     tmp_path: Path, log: tuple[logging.Logger, Records]
 ) -> None:
     logger, records = log
-    calls = fake_tool(tmp_path, "notify-send", status=1, stderr="Cannot autolaunch D-Bus")
+    calls = fake_desktop_tool(tmp_path, "notify-send", status=1, stderr="Cannot autolaunch D-Bus")
     notifier = Notifier(
         AlertsConfig(enable_desktop_notifications=True), logger, search_path=str(tmp_path)
     )
     await notifier.start()
     for _ in range(3):
         notifier.send(RESOLVED)
-    await until(lambda: len(calls_of(calls)) == 3)
+    await wait_for_async(lambda: len(calls_of(calls)) == 3, timeout=5, what="three notifications")
     await notifier.stop()
     failures = [r for r in records.records if "desktop notification via" in r.getMessage()]
     assert [r.levelno for r in failures] == [logging.WARNING, logging.DEBUG, logging.DEBUG]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,9 +13,12 @@ import pytest
 from gpm.classify.tracker import ProcessTracker
 from gpm.config import ClassifierRule
 from gpm.model import Classification, GpuProcess, GpuSample, ProcessEvent, Snapshot, Workload
+from tests.fakes.fake_workloads import fake_torch, spawn, stop
 
 PROC = Path(__file__).parent.parent / "fixtures" / "proc"
 MiB = 1 << 20
+
+__all__ = ["fake_torch"]  # a fixture this module uses, imported so pytest finds it here
 
 
 def snap(t: float, *gpus: GpuSample) -> Snapshot:
@@ -157,41 +159,6 @@ def test_user_rules_and_kind_reach_the_classifier() -> None:
 
 
 # --- end to end against the live /proc with real child processes -------------------------
-
-READY = "import sys; {setup}; print('ready', flush=True); sys.stdin.read()"
-
-
-def spawn(
-    argv0: str, setup: str = "pass", *args: str, env: dict[str, str] | None = None
-) -> subprocess.Popen[str]:
-    """A python child whose argv[0] is ``argv0``; it exits when its stdin closes."""
-    child = subprocess.Popen(
-        [argv0, "-c", READY.format(setup=setup), *args],
-        executable=sys.executable,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert child.stdout is not None and child.stdout.readline() == "ready\n"
-    return child
-
-
-def stop(child: subprocess.Popen[str]) -> None:
-    assert child.stdin is not None
-    child.stdin.close()
-    child.wait(timeout=10)
-
-
-@pytest.fixture
-def fake_torch(tmp_path: Path) -> Path:
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is needed to build a stand-in libtorch_cuda.so")
-    src = tmp_path / "empty.c"
-    src.write_text("")
-    lib = tmp_path / "libtorch_cuda.so"
-    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(lib), str(src)], check=True)
-    return lib
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -15,17 +14,13 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.conftest import free_port
+from tests.fakes.fake_command import calls_of
+
 ROOT = Path(__file__).resolve().parents[2]
 START = ROOT / "scripts" / "start-all.sh"
 STOP = ROOT / "scripts" / "stop-all.sh"
-FAKE = Path(__file__).with_name("fake_gpm.py")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+FAKE = ROOT / "tests" / "fakes" / "fake_gpm.py"
 
 
 def gone(pid: int) -> bool:
@@ -69,7 +64,7 @@ class Env:
         )  # fmt: skip
 
     def recorded(self) -> list[list[str]]:
-        return [json.loads(line) for line in self.calls.read_text().splitlines()]
+        return calls_of(self.calls)
 
     def pid(self) -> int:
         return int(self.pid_file.read_text().split()[0])

@@ -1,44 +1,17 @@
-"""systemd user units: written into a temp unit dir, driven through a stand-in systemctl."""
+"""systemd user units: written into a temp unit dir, driven through a fake systemctl."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from gpm import systemd
-
-
-def fake_systemctl(tmp: Path, *, bus_ok: bool = True) -> tuple[Path, Path]:
-    """A systemctl that records its argv; without a bus it fails like a headless session."""
-    calls = tmp / "systemctl.calls"
-    script = tmp / "bin" / "systemctl"
-    script.parent.mkdir(exist_ok=True)
-    script.write_text(
-        f"#!{sys.executable}\n"
-        "import json, sys\n"
-        "args = sys.argv[1:]\n"
-        f"with open({str(calls)!r}, 'a') as fh:\n"
-        "    fh.write(json.dumps(args) + '\\n')\n"
-        f"if {not bus_ok!r}:\n"
-        "    sys.stderr.write('Failed to connect to bus: No medium found\\n')\n"
-        "    sys.exit(1)\n"
-        "if args[1:2] == ['is-active']:\n"
-        "    print('active')\n"
-        "if args[1:2] == ['is-enabled']:\n"
-        "    print('enabled')\n"
-    )
-    script.chmod(0o755)
-    return script, calls
-
-
-def calls_of(path: Path) -> list[list[str]]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+from tests.fakes.fake_command import calls_of
+from tests.fakes.fake_systemctl import fake_systemctl
 
 
 @pytest.fixture
@@ -154,11 +127,7 @@ def test_no_enable_writes_and_reloads_only(tmp_path: Path, gpm_exe: Path) -> Non
 
 
 def test_failed_enable_raises_with_systemctl_output(tmp_path: Path, gpm_exe: Path) -> None:
-    ctl = tmp_path / "systemctl"
-    ctl.write_text(
-        '#!/bin/sh\n[ "$2" = enable ] && { echo "Unit file is masked." >&2; exit 1; }\nexit 0\n'
-    )
-    ctl.chmod(0o755)
+    ctl, _ = fake_systemctl(tmp_path, refuse_enable="Unit file is masked.")
     with pytest.raises(
         systemd.SystemdError, match=r"enable --now gpm\.service' failed: Unit file is masked"
     ):

@@ -10,7 +10,6 @@ the test checks.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -19,6 +18,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
+from tests.fakes.fake_command import calls_of
+from tests.fakes.fake_systemctl import fake_systemctl
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTALL = ROOT / "install.sh"
@@ -44,19 +46,10 @@ class Home:
         self.venv = self.home / ".local/share/gpm/venv"
         self.bin = self.home / ".local/bin"
         self.units = self.home / ".config/systemd/user"
-        self.calls = tmp / "systemctl.calls"
-        fakebin = tmp / "fakebin"
-        fakebin.mkdir()
-        ctl = fakebin / "systemctl"
-        ctl.write_text(
-            f"#!{sys.executable}\nimport json, sys\n"
-            f"open({str(self.calls)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
-            f"sys.exit({0 if systemd_ok else 1})\n"
-        )
-        ctl.chmod(0o755)
+        ctl, self.calls = fake_systemctl(tmp, bus_ok=systemd_ok)
         self.env = {
             "HOME": str(self.home),
-            "PATH": f"{fakebin}:/usr/local/bin:/usr/bin:/bin",
+            "PATH": f"{ctl.parent}:/usr/local/bin:/usr/bin:/bin",
             "LANG": "C.UTF-8",
             "GPM_NO_PIPX": "1",
             "GPM_PIP_ARGS": "--no-deps --no-index",
@@ -74,11 +67,6 @@ class Home:
             ["bash", *args], env=self.env, cwd=self.home.parent, capture_output=True, text=True,
             timeout=300, check=False,
         )  # fmt: skip
-
-    def calls_of(self) -> list[list[str]]:
-        if not self.calls.exists():
-            return []
-        return [json.loads(line) for line in self.calls.read_text().splitlines()]
 
 
 def test_wheel_holds_the_dashboard(wheel: Path) -> None:
@@ -107,7 +95,7 @@ def test_install_sh_with_systemd_then_uninstall(wheel: Path, tmp_path: Path) -> 
 
     unit = (h.units / "gpm.service").read_text()
     assert f"ExecStart={gpm} run\n" in unit
-    assert ["--user", "enable", "--now", "gpm.service"] in h.calls_of()
+    assert ["--user", "enable", "--now", "gpm.service"] in calls_of(h.calls)
 
     data = h.home / ".local/share/gpm/gpm.db"
     data.write_text("history")
@@ -115,7 +103,7 @@ def test_install_sh_with_systemd_then_uninstall(wheel: Path, tmp_path: Path) -> 
     assert removed.returncode == 0, removed.stdout + removed.stderr
     assert not h.venv.exists() and not gpm.exists() and not (h.bin / "gpm-server").exists()
     assert not (h.units / "gpm.service").exists()
-    assert ["--user", "disable", "--now", "gpm.service"] in h.calls_of()
+    assert ["--user", "disable", "--now", "gpm.service"] in calls_of(h.calls)
     assert data.read_text() == "history"  # kept without --purge
     assert h.sh(str(INSTALL), "--uninstall", "--purge").returncode == 0
     assert not data.parent.exists()

@@ -11,15 +11,9 @@ import pytest
 
 from gpm.config import GpuConfig
 from gpm.gpu import NoGpuSource, SimulatedSource, SmiSource, open_gpu_source
+from tests.fakes.fake_nvidia_smi import ONE_GPU, fake_nvidia_smi
 
 LOGGER = "test.gpu.factory"
-
-
-def fake_smi(tmp_path: Path) -> str:
-    exe = tmp_path / "nvidia-smi"
-    exe.write_text(f"#!{sys.executable}\nprint('0, GPU-x')\n")
-    exe.chmod(0o755)
-    return str(exe)
 
 
 def no_nvml(tmp_path: Path, **kw: Any) -> GpuConfig:
@@ -65,7 +59,7 @@ def test_no_nvml_and_no_fallback_gives_one_clear_warning(
 
 
 def test_no_nvml_falls_back_to_nvidia_smi(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    exe = fake_smi(tmp_path)
+    exe, _ = fake_nvidia_smi(tmp_path, ONE_GPU)
     cfg = no_nvml(
         tmp_path, fallback_to_nvidia_smi=True, nvidia_smi_path=exe, nvidia_smi_timeout_secs=2.5
     )
@@ -91,7 +85,7 @@ def test_fallback_on_but_nvidia_smi_missing(
 def test_nvml_off_uses_nvidia_smi_when_allowed(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    exe = fake_smi(tmp_path)
+    exe, _ = fake_nvidia_smi(tmp_path, ONE_GPU)
     source, _ = open_logged(
         GpuConfig(enable_nvml=False, fallback_to_nvidia_smi=True, nvidia_smi_path=exe), caplog
     )

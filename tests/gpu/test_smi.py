@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -22,6 +20,9 @@ from gpm.gpu.smi_parse import (
     samples_from_rows,
 )
 from gpm.model import GpuProcess, GpuSample
+from tests.conftest import wait_for
+from tests.fakes.fake_command import calls_of
+from tests.fakes.fake_nvidia_smi import HANGS, NO_DEVICES, TWO_GPUS_OLD_DRIVER, fake_nvidia_smi
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "nvidia-smi"
 ZERO_UUID = "GPU-00000000-0000-0000-0000-000000000000"
@@ -277,90 +278,11 @@ def test_merge_pmon_adds_graphics_and_sm_and_keeps_memory() -> None:
     assert merge_pmon([unknown], [(0, by_pid[2954])]) == (unknown,)
 
 
-# --- SmiSource against fake nvidia-smi executables ----------------------------------------------
-
-FAKE = """\
-#!{python}
-import json, os, sys, time
-SCENARIO = json.loads({scenario!r})
-LOG = {log!r}
-args = sys.argv[1:]
-with open(LOG, "a") as fh:
-    fh.write(json.dumps(args) + "\\n")
-{body}
-"""
-
-# Answers like a 2-GPU box on an older driver: clocks_event_reasons.active and the ECC fields
-# are rejected the way nvidia-smi rejects them; clocks_throttle_reasons.active works.
-DRIVER = """
-GPUS = [
-    {"index": "0", "uuid": "GPU-aaaa", "name": "NVIDIA GeForce RTX 4090", "utilization.gpu": "97",
-     "utilization.memory": "40", "memory.total": "24564", "memory.used": "20000",
-     "memory.free": "4564", "temperature.gpu": "71", "power.draw": "301.52",
-     "power.limit": "450.00", "fan.speed": "55", "clocks.current.graphics": "2520",
-     "clocks.current.sm": "2520", "clocks.current.memory": "10501", "pstate": "P2",
-     "utilization.encoder": "0", "utilization.decoder": "3",
-     "clocks_throttle_reasons.active": "0x0000000000000004"},
-    {"index": "1", "uuid": "GPU-bbbb", "name": "NVIDIA GeForce RTX 3060", "utilization.gpu": "0",
-     "utilization.memory": "0", "memory.total": "12288", "memory.used": "300",
-     "memory.free": "11988", "temperature.gpu": "38", "power.draw": "[N/A]",
-     "power.limit": "170.00", "fan.speed": "[N/A]", "clocks.current.graphics": "210",
-     "clocks.current.sm": "210", "clocks.current.memory": "405", "pstate": "P8",
-     "utilization.encoder": "[Not Supported]", "utilization.decoder": "0",
-     "clocks_throttle_reasons.active": "0x0000000000000001"},
-]
-if args[0].startswith("--query-gpu="):
-    for field in args[0].split("=", 1)[1].split(","):
-        if field not in GPUS[0] and field not in SCENARIO.get("extra_fields", []):
-            print(f'Field "{field}" is not a valid field to query.')
-            sys.exit(2)
-    fields = args[0].split("=", 1)[1].split(",")
-    for gpu in GPUS:
-        print(", ".join(gpu.get(f, "0") for f in fields))
-elif args[0].startswith("--query-compute-apps="):
-    print("GPU-aaaa, 4242, /usr/bin/ollama, 8000")
-    print("GPU-aaaa, 5151, python -c train(a, b), 1000")
-elif args[0] == "pmon":
-    if SCENARIO.get("pmon_fails"):
-        print("Failed to start monitoring: not supported", file=sys.stderr)
-        sys.exit(3)
-    print("# gpu   pid  type  sm  mem  enc  dec  command")
-    print("# Idx     #   C/G   %    %    %    %  name")
-    print("    0  4242     C  90   40    -    -  ollama")
-    print("    1  6000     G  10    5    -    -  game.exe")
-"""
-
-HANG = """
-import subprocess
-child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-with open(SCENARIO["pids"], "a") as fh:
-    fh.write(f"{os.getpid()} {child.pid}\\n")
-time.sleep(120)
-"""
-
-FAIL = """
-print("No devices were found")
-sys.exit(6)
-"""
-
-
-def make_fake(tmp_path: Path, body: str, **scenario: object) -> tuple[str, Path]:
-    """Write an executable fake nvidia-smi; returns its path and its invocation log."""
-    log = tmp_path / "calls.log"
-    script = tmp_path / "nvidia-smi"
-    script.write_text(
-        FAKE.format(python=sys.executable, scenario=json.dumps(scenario), log=str(log), body=body)
-    )
-    script.chmod(0o755)
-    return str(script), log
-
-
-def calls(log: Path) -> list[list[str]]:
-    return [json.loads(line) for line in log.read_text().splitlines()]
+# --- SmiSource against fake nvidia-smi executables (tests/fakes/fake_nvidia_smi.py) -----------
 
 
 def test_fallback_end_to_end_with_rejected_fields_remembered(tmp_path: Path) -> None:
-    exe, log = make_fake(tmp_path, DRIVER)
+    exe, log = fake_nvidia_smi(tmp_path, TWO_GPUS_OLD_DRIVER)
     source = SmiSource(exe, timeout=10.0)
     snap = source.poll(1000.0)
     assert (snap.source, snap.message, snap.timestamp) == ("nvidia-smi", None, 1000.0)
@@ -390,14 +312,14 @@ def test_fallback_end_to_end_with_rejected_fields_remembered(tmp_path: Path) -> 
     assert gpu1.processes == (
         GpuProcess(pid=6000, name="game.exe", kind="graphics", sm_utilization_percent=10.0),
     )
-    queried = [c[0] for c in calls(log) if c[0].startswith("--query-gpu=")]
+    queried = [c[0] for c in calls_of(log) if c[0].startswith("--query-gpu=")]
     assert len(queried) > 1  # rejected fields were retried without them
     assert "clocks_throttle_reasons.active" in source.gpu_fields
     assert not any(f.startswith("ecc.") for f in source.gpu_fields)
 
     log.write_text("")
     assert source.poll(1002.0).gpus[0].throttle_reasons == ("sw_power_cap",)
-    again = [c for c in calls(log) if c[0].startswith("--query-gpu=")]
+    again = [c for c in calls_of(log) if c[0].startswith("--query-gpu=")]
     assert again == [
         [f"--query-gpu={','.join(source.gpu_fields)}", "--format=csv,noheader,nounits"]
     ]
@@ -409,16 +331,16 @@ def test_newer_driver_keeps_every_field(tmp_path: Path) -> None:
         "ecc.errors.corrected.volatile.total",
         "ecc.errors.uncorrected.volatile.total",
     ]
-    exe, log = make_fake(tmp_path, DRIVER, extra_fields=extra)
+    exe, log = fake_nvidia_smi(tmp_path, TWO_GPUS_OLD_DRIVER, extra_fields=extra)
     snap = SmiSource(exe, timeout=10.0, use_pmon=False).poll(5.0)
     assert snap.gpus[0].ecc_errors_corrected == 0
     assert snap.gpus[0].processes is not None and len(snap.gpus[0].processes) == 2
-    assert [c[0] for c in calls(log)].count("pmon") == 0
-    assert sum(c[0].startswith("--query-gpu=") for c in calls(log)) == 1
+    assert [c[0] for c in calls_of(log)].count("pmon") == 0
+    assert sum(c[0].startswith("--query-gpu=") for c in calls_of(log)) == 1
 
 
 def test_pmon_failure_keeps_the_poll_and_stops_asking(tmp_path: Path) -> None:
-    exe, log = make_fake(tmp_path, DRIVER, pmon_fails=True)
+    exe, log = fake_nvidia_smi(tmp_path, TWO_GPUS_OLD_DRIVER, pmon_fails=True)
     source = SmiSource(exe, timeout=10.0)
     snap = source.poll(1.0)
     assert snap.message is None
@@ -426,7 +348,7 @@ def test_pmon_failure_keeps_the_poll_and_stops_asking(tmp_path: Path) -> None:
     assert source.use_pmon is False
     log.write_text("")
     source.poll(2.0)
-    assert all(c[0] != "pmon" for c in calls(log))
+    assert all(c[0] != "pmon" for c in calls_of(log))
 
 
 def _dead(pid: int) -> bool:
@@ -439,7 +361,7 @@ def _dead(pid: int) -> bool:
 
 def test_hanging_nvidia_smi_is_killed_at_the_timeout(tmp_path: Path) -> None:
     pids = tmp_path / "pids"
-    exe, _ = make_fake(tmp_path, HANG, pids=str(pids))
+    exe, _ = fake_nvidia_smi(tmp_path, HANGS, pids=str(pids))
     source = SmiSource(exe, timeout=1.0)
     started = time.monotonic()
     snap = source.poll(7.0)
@@ -450,16 +372,19 @@ def test_hanging_nvidia_smi_is_killed_at_the_timeout(tmp_path: Path) -> None:
     assert snap.message.startswith(f"{exe} --query-gpu")
     started_pids = [int(p) for line in pids.read_text().splitlines() for p in line.split()]
     assert started_pids  # the fake did start before it was killed
-    deadline = time.monotonic() + 5.0
-    while not all(_dead(p) for p in started_pids) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for(
+        lambda: all(_dead(p) for p in started_pids),
+        timeout=5.0,
+        interval=0.02,
+        what="the fake and its child to die",
+    )
     assert [p for p in started_pids if not _dead(p)] == []
 
 
 def test_nonzero_exit_gives_a_message_and_one_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    exe, _ = make_fake(tmp_path, FAIL)
+    exe, _ = fake_nvidia_smi(tmp_path, NO_DEVICES)
     logger = logging.getLogger("test.smi.fail")
     source = SmiSource(exe, timeout=10.0, use_pmon=False, logger=logger)
     with caplog.at_level(logging.WARNING, logger="test.smi.fail"):

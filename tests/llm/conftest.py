@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.llm.fake_ollama import FakeOllama
+from tests.fakes.fake_ollama import FakeOllama
 from tests.llm.harness import Proxied, start_metered
 
 

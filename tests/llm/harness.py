@@ -11,7 +11,7 @@ from openai.types.chat import ChatCompletionChunk
 
 from gpm.llm.proxy import LlmProxy
 from gpm.model import LlmSession
-from tests.llm.fake_ollama import FakeOllama
+from tests.fakes.fake_ollama import FakeOllama
 
 
 @dataclass

@@ -8,7 +8,7 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
 from gpm.model import Outcome
-from tests.llm.fake_ollama import NOT_FOUND, fixture
+from tests.fakes.fake_ollama import NOT_FOUND, fixture
 from tests.llm.harness import ClientView, Proxied, read_async_stream
 
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]

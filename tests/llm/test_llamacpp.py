@@ -19,6 +19,8 @@ import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
 from gpm.model import LlmSession, Outcome
+from tests.fakes.llama_server import MODEL_ALIAS, llama_server
+from tests.fakes.tiny_model import N_CTX
 from tests.llm.harness import (
     ClientView,
     Metered,
@@ -26,8 +28,6 @@ from tests.llm.harness import (
     read_stream,
     start_metered,
 )
-from tests.llm.llama_server import MODEL_ALIAS, llama_server
-from tests.llm.tiny_model import N_CTX
 
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 CLOCK_MS = 10.0  # proxy and client clocks agree within this (same machine, shared cores)
@@ -227,7 +227,7 @@ async def test_bad_body_is_an_error_with_the_servers_message(lx: Metered) -> Non
 def test_tiny_model_is_written_by_the_tests(tmp_path: Path) -> None:
     from gguf import GGUFReader
 
-    from tests.llm.tiny_model import write_tiny_llama
+    from tests.fakes.tiny_model import write_tiny_llama
 
     reader = GGUFReader(write_tiny_llama(tmp_path / "m.gguf"))
     assert reader.fields["general.architecture"].contents() == "llama"

@@ -10,7 +10,7 @@ import pytest
 
 from gpm.llm.ps import ModelPoller
 from gpm.model import LoadedModel, ModelEvent
-from tests.llm.fake_ollama import FakeOllama
+from tests.fakes.fake_ollama import FakeOllama
 
 Update = tuple[tuple[LoadedModel, ...], list[ModelEvent], bool, str | None]
 

@@ -6,9 +6,7 @@ import asyncio
 import hashlib
 import json
 import logging
-import socket
 import sys
-import time
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -17,7 +15,8 @@ import pytest
 
 from gpm.llm.proxy import LlmProxy
 from gpm.model import LlmSession, Outcome
-from tests.llm.fake_ollama import FakeOllama
+from tests.conftest import free_port, wait_for_async
+from tests.fakes.fake_ollama import FakeOllama
 from tests.llm.harness import Proxied
 
 CHAT = {"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}]}
@@ -45,7 +44,7 @@ async def test_client_disconnect_before_headers(px: Proxied) -> None:
     px.fake.plan.hang_before_headers = True
     async with aiohttp.ClientSession() as client:
         task = asyncio.create_task(client.post(px.url + "/api/chat", json=CHAT))
-        await asyncio.wait_for(_until(lambda: bool(px.fake.received)), 5)
+        await wait_for_async(lambda: px.fake.received, timeout=5, what="the request at Ollama")
         task.cancel()
     await asyncio.wait_for(px.fake.disconnected.wait(), 5)
     s = await px.session()
@@ -63,24 +62,8 @@ async def test_backend_dropping_the_stream_truncates_the_client_reply(px: Proxie
     assert "broke off" in s.error
 
 
-async def _until(check: object, timeout: float = 10.0) -> None:
-    """Poll ``check`` until it is true, failing at the deadline."""
-    assert callable(check)
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        await asyncio.sleep(0.01)
-
-
-def dead_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port  # closed again: nothing listens there
-
-
 async def test_backend_down_gives_502_naming_it() -> None:
-    backend = f"http://127.0.0.1:{dead_port()}"
+    backend = f"http://127.0.0.1:{free_port()}"  # a closed port: nothing listens there
     sessions: list[LlmSession] = []
     proxy = LlmProxy(backend, "127.0.0.1", 0, sessions.append)
     await proxy.start()

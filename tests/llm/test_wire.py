@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from gpm.model import Outcome
-from tests.llm.fake_ollama import BUSY, NOT_FOUND, FakeOllama, fixture
+from tests.fakes.fake_ollama import BUSY, NOT_FOUND, FakeOllama, fixture
 from tests.llm.harness import Proxied
 
 CHAT = {"model": "llama3.2", "messages": [{"role": "user", "content": "secret prompt"}]}

@@ -8,7 +8,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from gpm.model import ModelEvent
 from gpm.storage.db import open_database
 from gpm.storage.queries import Queries
 from gpm.storage.writer import Writer
+from tests.conftest import wait_for
 
 from .helpers import DAY, MONDAY, alert, count, process_event, session, snapshot
 
@@ -85,9 +85,9 @@ def test_background_flush_commits_in_batches(tmp_path: Path) -> None:
     try:
         for i in range(300):
             w.add_snapshot(snapshot(MONDAY + i, gpus=4))
-        deadline = time.monotonic() + 10
-        while count(db, "gpu_metrics") < 1200 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for(
+            lambda: count(db, "gpu_metrics") >= 1200, timeout=10, interval=0.01, what="1200 rows"
+        )
         assert count(db, "gpu_metrics") == 1200
     finally:
         w.close()

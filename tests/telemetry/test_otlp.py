@@ -1,21 +1,14 @@
-"""OTLP export to a real gRPC receiver built on the official opentelemetry-proto service."""
+"""OTLP export over real gRPC to a fake collector on the official opentelemetry-proto service."""
 
 from __future__ import annotations
 
 import logging
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent import futures
 from typing import Any
 
-import grpc
 import pytest
-from opentelemetry.proto.collector.metrics.v1 import (
-    metrics_service_pb2,
-    metrics_service_pb2_grpc,
-)
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 from gpm import __version__
@@ -26,59 +19,16 @@ from gpm.telemetry.otlp import (
     OtlpExporter,
 )
 from tests.conftest import free_port, wait_for
+from tests.fakes.fake_otlp_collector import Collector, start_collector
 from tests.telemetry.telemetry_data import live_state, session
 
 UUID0 = "GPU-00000000-aaaa-bbbb-cccc-dddddddddddd"
 
 
-class Receiver(metrics_service_pb2_grpc.MetricsServiceServicer):
-    """Keeps every export request it is sent."""
-
-    def __init__(self) -> None:
-        self.requests: list[metrics_service_pb2.ExportMetricsServiceRequest] = []
-        self.lock = threading.Lock()
-
-    def Export(
-        self, request: metrics_service_pb2.ExportMetricsServiceRequest, context: Any
-    ) -> metrics_service_pb2.ExportMetricsServiceResponse:
-        with self.lock:
-            self.requests.append(request)
-        return metrics_service_pb2.ExportMetricsServiceResponse()
-
-    def metrics(self) -> dict[str, Any]:
-        """The newest export's metrics by name (cumulative: it holds everything so far)."""
-        with self.lock:
-            if not self.requests:
-                return {}
-            request = self.requests[-1]
-        return {
-            m.name: m
-            for rm in request.resource_metrics
-            for sm in rm.scope_metrics
-            for m in sm.metrics
-        }
-
-    def complete(self) -> dict[str, Any] | None:
-        """The newest export's metrics once every expected instrument is in it."""
-        metrics = self.metrics()
-        return metrics if EXPECTED.keys() <= metrics.keys() else None
-
-
-def start_receiver(port: int) -> tuple[grpc.Server, Receiver]:
-    receiver = Receiver()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        receiver, server
-    )
-    assert server.add_insecure_port(f"127.0.0.1:{port}") == port
-    server.start()
-    return server, receiver
-
-
 @pytest.fixture
-def receiver() -> Iterator[tuple[int, Receiver]]:
+def receiver() -> Iterator[tuple[int, Collector]]:
     port = free_port()
-    server, rec = start_receiver(port)
+    server, rec = start_collector(port)
     yield port, rec
     server.stop(grace=None)
 
@@ -127,7 +77,7 @@ EXPECTED = {
 }
 
 
-def test_exports_gpu_and_genai_metrics(receiver: tuple[int, Receiver]) -> None:
+def test_exports_gpu_and_genai_metrics(receiver: tuple[int, Collector]) -> None:
     port, rec = receiver
     exp = OtlpExporter(
         live_state(), endpoint=f"http://127.0.0.1:{port}", interval=0.2, host_name="test-host"
@@ -140,7 +90,9 @@ def test_exports_gpu_and_genai_metrics(receiver: tuple[int, Receiver]) -> None:
         exp.observe_session(
             session("nomic-embed-text", kind="embedding", endpoint="/api/embed", ttft_ms=None)
         )
-        metrics = wait_for(rec.complete, timeout=20, what="every instrument in one export")
+        metrics = wait_for(
+            lambda: rec.metrics_with(EXPECTED), timeout=20, what="every instrument in one export"
+        )
     finally:
         exp.stop()
 
@@ -242,7 +194,7 @@ def test_collector_down_is_logged_once_then_recovery(sdk_log: Records) -> None:
         assert f"127.0.0.1:{port}" in warnings[0]
         assert sdk_log.messages(lambda r: r.levelno >= logging.WARNING) == []
 
-        server, rec = start_receiver(port)
+        server, rec = start_collector(port)
         wait_for(lambda: rec.metrics(), timeout=30, what="export after the collector came up")
         wait_for(
             lambda: ours.messages(lambda r: "works again" in r.getMessage()),

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gpm.telemetry.prometheus import MetricsExporter
-from tests.telemetry.promserver import needs_prometheus, query, run_prometheus, value_of
+from tests.fakes.prometheus_server import needs_prometheus, query, run_prometheus, value_of
 from tests.telemetry.telemetry_data import live_state, session
 
 pytestmark = needs_prometheus

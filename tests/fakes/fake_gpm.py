@@ -1,5 +1,9 @@
 """A stand-in ``gpm`` for the start/stop script tests: ``gpm run`` serving ``/api/info``.
 
+It stands for the installed ``gpm`` executable that scripts/start-all.sh and stop-all.sh start,
+wait for and stop. tests/deploy/test_scripts.py puts a ``gpm`` on the scripts' path that runs
+this file (``runpy``), so the scripts' waiting, pid files and signals are tested in seconds.
+
 FAKE_GPM_MODE picks the behaviour: ``serve`` (default), ``crash`` (exit 3 at once),
 ``stubborn`` (serve and ignore SIGTERM), ``deaf`` (run without serving) or ``once`` (record argv
 and exit 0).

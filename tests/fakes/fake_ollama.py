@@ -1,5 +1,11 @@
 """A fake Ollama speaking the exact wire format of tests/fixtures/ollama/WIRE.md.
 
+It stands for a real ``ollama serve`` (``/api/chat``, ``/api/generate``, ``/api/ps``,
+``/api/version``, blob uploads) on a free loopback port, for what only Ollama does; the OpenAI
+side of the proxy is tested against a real server (tests/fakes/llama_server.py). Tests get one
+from the ``fake`` fixture in tests/llm/conftest.py (``FakeOllama().start()`` / ``stop()``
+elsewhere), usually behind the real proxy as ``px.fake``.
+
 Each test sets ``fake.plan`` to shape the next replies: tokens and their timing, errors before or
 during a stream, lines split across TCP writes or batched into one, a hang, garbage. The fake
 records what it received and sets ``disconnected`` when a client (the proxy) drops a reply.

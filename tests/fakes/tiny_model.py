@@ -1,5 +1,8 @@
 """A tiny random-weight llama model, written as GGUF by the tests themselves (no download).
 
+Not a fake: a real GGUF file for the real llama.cpp server (tests/fakes/llama_server.py), which
+writes it with ``write_tiny_llama(path)`` before it starts.
+
 Two layers, a 64-wide embedding and a byte-level BPE vocabulary: every byte is a token, a few
 merges make the tokenizer a real BPE one, and a chat template lets llama.cpp's server format chat
 requests. The weights are seeded, so the model is the same file every run; what it says is noise,

@@ -1,4 +1,10 @@
-"""A real Prometheus server for tests: started on a free port, scraping given targets."""
+"""A real Prometheus server for tests: started on a free port, scraping given targets.
+
+Not a fake: this runs Debian's ``prometheus`` binary (tests that need it are marked
+``needs_prometheus`` and skip without it). ``run_prometheus(workdir, "host:port")`` scrapes GPM's
+exporter every second and yields the server's base URL; ``value_of(base, promql)`` waits for a
+scrape and returns the one sample's value, ``query`` returns the raw result.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,10 @@
 """A real OpenAI-compatible inference server: llama.cpp, through llama-cpp-python's server.
 
-It serves the tiny random-weight model the tests write (tests/llm/tiny_model.py) on a free
+Not a fake, but kept with them: like them it is a server the tests start for GPM to talk to.
+tests/llm/test_llamacpp.py starts it once per module with ``with llama_server(workdir) as url:``
+and puts the real proxy in front of it.
+
+It serves the tiny random-weight model the tests write (tests/fakes/tiny_model.py) on a free
 loopback port, one request at a time (``interrupt_requests`` off, so a second request waits for
 the first instead of cutting it short).
 """
@@ -13,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.conftest import free_port, get_json, running, wait_for
-from tests.llm.tiny_model import N_CTX, write_tiny_llama
+from tests.fakes.tiny_model import N_CTX, write_tiny_llama
 
 MODEL_ALIAS = "tiny-llama"
 
