@@ -270,7 +270,8 @@ class Alert:
     """An alert changing state: ``firing`` when it starts, ``resolved`` when it clears."""
 
     timestamp: float
-    rule: str  # "temperature", "memory", "gpu_down", "throttle", "ecc", "poll_stalled"
+    # "temperature", "memory", "gpu_down", "throttle", "ecc", "memory_health", "poll_stalled"
+    rule: str
     state: str  # "firing" | "resolved"
     severity: str  # "warning" | "critical"
     message: str

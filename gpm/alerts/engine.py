@@ -35,6 +35,11 @@ _REASON_TEXT = {
     "hw_slowdown": "hardware slowdown",
 }
 DEFAULT_ECC_QUIET_SECS = 3600.0
+_MEMORY_PROBLEMS = (
+    "a row remap failed, the GPU needs service",
+    "a row remap is pending, reset the GPU to apply it",
+    "a page retirement is pending, reboot to apply it",
+)
 
 # (rule, gpu_id, variant): one alert can be active per key.
 Key = tuple[str, int | None, str]
@@ -162,7 +167,24 @@ class AlertEngine:
             ("power", POWER_THROTTLE_REASONS),
         ):
             readings.append((("throttle", gid, variant), self._throttle(gpu, variant, reasons)))
+        readings.append((("memory_health", gid, ""), self._memory_health(gpu)))
         return readings
+
+    @staticmethod
+    def _memory_health(gpu: GpuSample) -> _Reading:
+        """A row remap that failed (critical) or waits for a reset, or a page retirement that
+        waits for a reboot; fires at once, as these are not noise."""
+        flags = (gpu.remap_failed, gpu.remap_pending, gpu.retired_pages_pending)
+        if all(f is None for f in flags):
+            return _Reading(Level.UNKNOWN, "warning")
+        label = gpu_label(gpu)
+        problems = [text for flag, text in zip(flags, _MEMORY_PROBLEMS, strict=True) if flag]
+        return _Reading(
+            Level.ABOVE if problems else Level.BELOW,
+            "critical" if gpu.remap_failed else "warning",
+            f"{label} memory: {'; '.join(problems)}",
+            f"{label} memory: no remap or page retirement waiting",
+        )
 
     def _throttle(self, gpu: GpuSample, variant: str, reasons: tuple[str, ...]) -> _Reading:
         label = gpu_label(gpu)

@@ -218,3 +218,22 @@ def test_gpu_disappearing_resolves_its_alerts_once() -> None:
 def test_min_duration_zero_fires_on_first_reading() -> None:
     run = Run(replace(CFG, min_duration_secs=0.0))
     assert states(run.poll(gpu(temperature_celsius=86.0)), "temperature") == ["firing"]
+
+
+def test_memory_health_fires_at_once_and_clears_after_the_reset() -> None:
+    engine = AlertEngine(CFG)  # no min-duration for these: they are not noise
+
+    def poll(now: float, **readings: float) -> list[str]:
+        gpu = GpuSample(gpu_id=0, timestamp=now, name="A100", **readings)
+        events = engine.evaluate(Snapshot(now, "nvml", (gpu,)), Health(started_at=now), now)
+        return [f"{e.state} {e.severity} {e.message}" for e in events if e.rule == "memory_health"]
+
+    assert poll(0.0) == []  # a GPU without remapping: nothing to say
+    assert poll(1.0, remap_pending=0, remap_failed=0) == []
+    assert poll(2.0, remap_pending=1, remap_failed=0) == [
+        "firing warning GPU 0 (A100) memory: a row remap is pending, reset the GPU to apply it"
+    ]
+    assert poll(3.0, remap_pending=1, remap_failed=0) == []  # still firing, said once
+    assert poll(4.0, remap_pending=0, remap_failed=0) == [
+        "resolved warning GPU 0 (A100) memory: no remap or page retirement waiting"
+    ]
