@@ -9,6 +9,7 @@ duration within a few ms of the client's own clock.
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -30,7 +31,11 @@ from tests.llm.harness import (
 )
 
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
-CLOCK_MS = 10.0  # proxy and client clocks agree within this (same machine, shared cores)
+# Proxy and client clocks: typically within 1-3 ms here; one request can be late by a scheduling
+# hiccup on a busy 2-core machine (the client and the proxy share a process), so single figures
+# get a wide bound and the repeated sync run also checks the median.
+CLOCK_MS = 50.0
+TYPICAL_CLOCK_MS = 5.0
 
 
 @pytest.fixture(scope="module")
@@ -95,16 +100,27 @@ def assert_matches_client(s: LlmSession, seen: ClientView) -> None:
     assert -CLOCK_MS < seen.duration_ms - s.duration_ms < CLOCK_MS
 
 
+def clock_gaps_ms(s: LlmSession, seen: ClientView) -> tuple[float, float]:
+    assert seen.ttft_ms is not None and s.ttft_ms is not None
+    assert seen.duration_ms is not None and s.duration_ms is not None
+    return abs(seen.ttft_ms - s.ttft_ms), abs(seen.duration_ms - s.duration_ms)
+
+
 async def test_sync_client_streams_read_to_the_end_are_completed_every_time(lx: Metered) -> None:
     client = openai.OpenAI(base_url=lx.url + "/v1", api_key="x", max_retries=0)
     await asyncio.to_thread(sync_stream, client, 1)  # warm: imports and connection setup
     await lx.session()
+    gaps: list[tuple[float, float]] = []
     for i in range(30):  # the close-after-[DONE] race hit about one stream in three
         seen = await asyncio.to_thread(sync_stream, client, 6, include_usage=bool(i % 2))
         assert seen.content_chunks == 6  # the model emits one visible token per chunk
-        assert_matches_client(await lx.session(), seen)
+        s = await lx.session()
+        assert_matches_client(s, seen)
+        gaps.append(clock_gaps_ms(s, seen))
     client.close()
     assert lx.sessions.empty()
+    assert statistics.median(g[0] for g in gaps) < TYPICAL_CLOCK_MS  # TTFT
+    assert statistics.median(g[1] for g in gaps) < TYPICAL_CLOCK_MS  # duration
 
 
 @pytest.mark.parametrize("include_usage", [False, True])
