@@ -6,6 +6,7 @@ pool and the event loop never waits on the database.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
@@ -24,6 +25,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gpm import __version__
 from gpm.api import schemas
@@ -46,6 +48,7 @@ from gpm.views import (
 )
 
 log = logging.getLogger("gpm.api")
+STREAM_PATH = "/api/stream"
 
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_RANGE_SECONDS = 366 * 86400.0
@@ -169,6 +172,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     )
     app.state.ctx = ctx
     _add_security(app, cfg)
+    app.add_middleware(_HeadAsGet)  # outermost: a HEAD is a GET from here in
     # A 500-point chart is ~190 KB of JSON, ~31 KB gzipped; big bodies compress off the loop.
     app.add_middleware(
         GZipMiddleware,
@@ -254,7 +258,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         return Response(body, media_type="application/json")
 
     @app.get(
-        "/api/stream",
+        STREAM_PATH,
         tags=["gpus"],
         response_class=StreamingResponse,
         responses={
@@ -463,6 +467,37 @@ def _export_chunks(
             yield chunk
 
 
+class _HeadAsGet:
+    """Every GET route under /api/ answers HEAD: the route runs as a GET and the server sends
+    its status and headers only (uvicorn knows the request was a HEAD). A streaming answer is
+    ended after its headers instead of being followed forever."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "HEAD"
+            or not scope["path"].startswith("/api/")
+        ):
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                raise _HeadDone
+            await send(message)
+
+        with contextlib.suppress(_HeadDone):
+            await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
+class _HeadDone(Exception):
+    """The HEAD answer is complete: stop the GET behind it."""
+
+
 def _add_security(app: FastAPI, cfg: Config) -> None:
     """Bearer token when bound off loopback; CORS only for GPM's own dashboard origins."""
     origins = [
@@ -485,11 +520,13 @@ def _add_security(app: FastAPI, cfg: Config) -> None:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         header = request.headers.get("authorization", "")
-        given = (
-            header[7:]
-            if header.lower().startswith("bearer ")
-            else request.query_params.get("token", "")
-        )
+        if header.lower().startswith("bearer "):
+            given = header[7:]
+        elif request.url.path == STREAM_PATH:
+            # A browser's EventSource cannot send a header: the stream alone takes ?token=.
+            given = request.query_params.get("token", "")
+        else:
+            given = ""
         if not hmac.compare_digest(given.encode(), expected):
             return JSONResponse(
                 {"detail": "missing or wrong bearer token"},

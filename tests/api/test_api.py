@@ -344,7 +344,29 @@ def test_token_required_off_loopback(db: tuple[Path, LiveState]) -> None:
         )
         ok = httpx.get(f"{base_url}/api/info", headers={"Authorization": "Bearer t0ken"})
         assert ok.status_code == 200
+        # ?token= only where a header cannot be sent: the browser's event stream.
+        assert httpx.get(f"{base_url}/api/info", params={"token": "t0ken"}).status_code == 401
+        with httpx.stream("GET", f"{base_url}/api/stream", params={"token": "t0ken"}) as resp:
+            assert resp.status_code == 200
+        assert httpx.get(f"{base_url}/api/stream", params={"token": "wrong"}).status_code == 401
 
+
+def test_every_get_route_answers_head(base: str) -> None:
+    spec = httpx.get(f"{base}/openapi.json").json()
+    params = {"gpu_id": 0}
+    for path, ops in spec["paths"].items():
+        if "get" not in ops:
+            continue
+        get = httpx.get(f"{base}{path}", params=params) if path != "/api/stream" else None
+        head = httpx.head(f"{base}{path}", params=params, timeout=5)
+        assert head.content == b"", path
+        if get is None:  # the event stream: headers, then the HEAD is over
+            assert head.status_code == 200
+            assert head.headers["content-type"].startswith("text/event-stream")
+            continue
+        assert head.status_code == get.status_code, path
+        assert head.headers["content-type"] == get.headers["content-type"], path
+    assert httpx.head(f"{base}/api/nope").status_code == 404
 
 def test_openapi_describes_every_route(base: str) -> None:
     spec = httpx.get(f"{base}/openapi.json").json()
