@@ -20,6 +20,9 @@ fi
 
 scripts/setup.sh test
 
+echo "== dashboard: API types match the API schema"
+scripts/gen-api-types.sh --check
+
 echo "== dashboard: type check and component tests"
 (cd dashboard && npm run --silent typecheck && npm test --silent)
 

@@ -24,7 +24,7 @@ class FakeStream implements EventSourceLike {
   }
 }
 
-const snap = (timestamp: string): Realtime => ({ timestamp, source: "simulated", gpus: [] });
+const snap = (timestamp: string): Realtime => ({ timestamp, source: "simulated", message: null, gpus: [] });
 
 describe("LiveFeed", () => {
   let streams: FakeStream[];

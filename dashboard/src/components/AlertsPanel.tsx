@@ -9,7 +9,7 @@ const EVENTS_SHOWN = 20;
 function AlertItem({ alert }: { alert: Alert }) {
   return (
     <li className={`alert-item severity-${alert.severity} state-${alert.state}`}>
-      <time dateTime={alert.timestamp}>{formatTime(alert.timestamp)}</time>
+      <time dateTime={alert.timestamp ?? undefined}>{formatTime(alert.timestamp)}</time>
       <span className="chip">{alert.state}</span>
       <span>
         {alert.gpu_id === null ? "" : `GPU ${alert.gpu_id}: `}

@@ -76,8 +76,8 @@ export const LlmPanel = memo(function LlmPanel() {
         {perModel.map((m) => (
           <div key={m.model} className="histogram-pair">
             <h4>{m.model}</h4>
-            <MiniHistogram title="Tokens/s" histogram={m.tokens_per_second_histogram} unit="tok/s" />
-            <MiniHistogram title="TTFT" histogram={m.ttft_ms_histogram} unit="ms" />
+            <MiniHistogram title="Tokens/s" histogram={m.tokens_per_second_histogram ?? null} unit="tok/s" />
+            <MiniHistogram title="TTFT" histogram={m.ttft_ms_histogram ?? null} unit="ms" />
           </div>
         ))}
       </div>

@@ -29,7 +29,7 @@ export function ModelComparison({ models }: { models: ModelStats[] }) {
         },
       }),
     (chart, data) => {
-      chart.data.labels = data.map((m) => m.model);
+      chart.data.labels = data.map((m) => m.model ?? "unknown");
       const [tps, ttft] = chart.data.datasets;
       if (tps) tps.data = data.map((m) => m.tokens_per_second_p50);
       if (ttft) ttft.data = data.map((m) => m.ttft_ms_p50);

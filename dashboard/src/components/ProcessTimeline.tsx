@@ -20,7 +20,7 @@ export const ProcessTimeline = memo(function ProcessTimeline() {
         <ol>
           {events.map((e) => (
             <li key={`${e.timestamp}-${e.event}-${e.gpu_id}-${e.pid}`} className={`event-${e.event}`}>
-              <time dateTime={e.timestamp}>{formatTime(e.timestamp)}</time>
+              <time dateTime={e.timestamp ?? undefined}>{formatTime(e.timestamp)}</time>
               <span className={`chip event-chip-${e.event}`}>{e.event}</span>
               <span>
                 GPU {e.gpu_id} · {e.name ?? NA} ({e.pid})

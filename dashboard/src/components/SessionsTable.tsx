@@ -51,7 +51,7 @@ export function SessionsTable({ data }: { data: LlmSessions | null }) {
           {data.sessions.map((s) => (
             <tr key={s.id} data-testid="session-row">
               <td>
-                <time dateTime={s.started_at}>{formatTime(s.started_at)}</time>
+                <time dateTime={s.started_at ?? undefined}>{formatTime(s.started_at)}</time>
               </td>
               <td>{s.model ?? NA}</td>
               <td>
