@@ -368,6 +368,7 @@ def test_every_get_route_answers_head(base: str) -> None:
         assert head.headers["content-type"] == get.headers["content-type"], path
     assert httpx.head(f"{base}/api/nope").status_code == 404
 
+
 def test_openapi_describes_every_route(base: str) -> None:
     spec = httpx.get(f"{base}/openapi.json").json()
     for route in (
