@@ -185,6 +185,14 @@ READINGS: tuple[Reading, ...] = (
         prom=_gauge("gpm_gpu_decoder_utilization_percent", "Video decoder utilization."),
         otel=UTILIZATION, otel_attributes={"hw.gpu.task": "decoder"}, otel_scale=0.01,
     ),
+    Reading(
+        "pcie_replay_errors", "{error}",
+        "PCIe replays since the driver was loaded (a flaky link or riser retries packets).",
+        integer=True,
+        prom=PromFamily(
+            "gpm_gpu_pcie_replays", "PCIe replays since the driver was loaded.", counter=True
+        ),
+    ),
     # OTLP exports PCIe as byte totals (hw.gpu.io), integrated from these rates in otlp.py.
     Reading(
         "pcie_tx_bytes_per_second", "By/s", "PCIe transmit throughput.", integer=True,

@@ -465,6 +465,11 @@ export interface components {
              */
             nvlink_replay_errors: number | null;
             /**
+             * Pcie Replay Errors
+             * @description PCIe replays since the driver was loaded (a flaky link or riser retries packets). [{error}]
+             */
+            pcie_replay_errors: number | null;
+            /**
              * Pcie Rx Bytes Per Second
              * @description PCIe receive throughput. [By/s]
              */

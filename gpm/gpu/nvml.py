@@ -246,7 +246,10 @@ _THROTTLE = (
 
 
 # Readings NVML serves as field values, fetched together in one nvmlDeviceGetFieldValues trip.
-_FIELD_VALUES = (("memory_temperature_celsius", getattr(nv, "NVML_FI_DEV_MEMORY_TEMP", 82)),)
+_FIELD_VALUES = (
+    ("memory_temperature_celsius", getattr(nv, "NVML_FI_DEV_MEMORY_TEMP", 82)),
+    ("pcie_replay_errors", getattr(nv, "NVML_FI_DEV_PCIE_REPLAY_COUNTER", 94)),
+)
 
 
 def _field_values(dev: _Device) -> dict[str, float]:

@@ -32,7 +32,7 @@ enum field {
     F_CLOCK_GRAPHICS, F_CLOCK_SM, F_CLOCK_MEMORY, F_PSTATE, F_ENCODER, F_DECODER, F_PCIE_TX,
     F_PCIE_RX, F_THROTTLE, F_ENERGY, F_ECC_MODE, F_ECC_CORRECTED, F_ECC_UNCORRECTED,
     F_COMPUTE_PROCESSES, F_GRAPHICS_PROCESSES, F_PROCESS_UTILIZATION, F_MEMORY_TEMPERATURE,
-    F_REMAPPED_ROWS, F_RETIRED_PAGES, F_ECC_AGGREGATE, F_NVLINK, F_COUNT
+    F_REMAPPED_ROWS, F_RETIRED_PAGES, F_ECC_AGGREGATE, F_NVLINK, F_PCIE_REPLAY, F_COUNT
 };
 
 static const char *const field_names[F_COUNT] = {
@@ -40,7 +40,7 @@ static const char *const field_names[F_COUNT] = {
     "clock_graphics", "clock_sm", "clock_memory", "pstate", "encoder", "decoder", "pcie_tx",
     "pcie_rx", "throttle", "energy", "ecc_mode", "ecc_corrected", "ecc_uncorrected",
     "compute_processes", "graphics_processes", "process_utilization", "memory_temperature",
-    "remapped_rows", "retired_pages", "ecc_aggregate", "nvlink",
+    "remapped_rows", "retired_pages", "ecc_aggregate", "nvlink", "pcie_replay",
 };
 
 /* Numeric values, in the same order as the fields above where they have one. */
@@ -51,7 +51,7 @@ enum value {
     V_ECC_CORRECTED, V_ECC_UNCORRECTED, V_MEMORY_TEMPERATURE, V_REMAP_CORRECTABLE,
     V_REMAP_UNCORRECTABLE, V_REMAP_PENDING, V_REMAP_FAILURE, V_RETIRED_SBE, V_RETIRED_DBE,
     V_RETIRED_PENDING, V_ECC_CORRECTED_AGGREGATE, V_ECC_UNCORRECTED_AGGREGATE, V_NVLINK_LINKS,
-    V_NVLINK_ACTIVE, V_NVLINK_CRC, V_NVLINK_REPLAY, V_NVLINK_RECOVERY, V_COUNT
+    V_NVLINK_ACTIVE, V_NVLINK_CRC, V_NVLINK_REPLAY, V_NVLINK_RECOVERY, V_PCIE_REPLAY, V_COUNT
 };
 
 static const char *const value_names[V_COUNT] = {
@@ -62,7 +62,7 @@ static const char *const value_names[V_COUNT] = {
     "memory_temperature_c", "remap_correctable", "remap_uncorrectable", "remap_pending",
     "remap_failure", "retired_sbe", "retired_dbe", "retired_pending", "ecc_corrected_aggregate",
     "ecc_uncorrected_aggregate", "nvlink_links", "nvlink_active", "nvlink_crc", "nvlink_replay",
-    "nvlink_recovery",
+    "nvlink_recovery", "pcie_replay",
 };
 
 /* The field whose failure makes a value unreadable. */
@@ -72,7 +72,7 @@ static const enum field value_field[V_COUNT] = {
     F_DECODER, F_PCIE_TX, F_PCIE_RX, F_THROTTLE, F_ENERGY, F_ECC_MODE, F_ECC_CORRECTED,
     F_ECC_UNCORRECTED, F_MEMORY_TEMPERATURE, F_REMAPPED_ROWS, F_REMAPPED_ROWS, F_REMAPPED_ROWS,
     F_REMAPPED_ROWS, F_RETIRED_PAGES, F_RETIRED_PAGES, F_RETIRED_PAGES, F_ECC_AGGREGATE,
-    F_ECC_AGGREGATE, F_NVLINK, F_NVLINK, F_NVLINK, F_NVLINK, F_NVLINK,
+    F_ECC_AGGREGATE, F_NVLINK, F_NVLINK, F_NVLINK, F_NVLINK, F_NVLINK, F_PCIE_REPLAY,
 };
 
 struct proc {
@@ -557,6 +557,10 @@ nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t device, int count, nvmlFieldV
             v->nvmlReturn = read_value(g, V_MEMORY_TEMPERATURE, &x);
             v->valueType = NVML_VALUE_TYPE_UNSIGNED_INT;
             v->value.uiVal = (unsigned int)x;
+        } else if (v->fieldId == NVML_FI_DEV_PCIE_REPLAY_COUNTER) {
+            v->nvmlReturn = read_value(g, V_PCIE_REPLAY, &x);
+            v->valueType = NVML_VALUE_TYPE_UNSIGNED_LONG_LONG;
+            v->value.ullVal = x;
         }
     }
     return done(NVML_SUCCESS);

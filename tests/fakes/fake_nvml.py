@@ -105,6 +105,7 @@ VALUE_NAMES = (
     "nvlink_crc",
     "nvlink_replay",
     "nvlink_recovery",
+    "pcie_replay",
 )
 FIELDS = (
     "name",
@@ -136,6 +137,7 @@ FIELDS = (
     "retired_pages",
     "ecc_aggregate",
     "nvlink",
+    "pcie_replay",
 )
 ERRORS = (
     "OK",
@@ -214,6 +216,7 @@ SERVES: dict[str, tuple[str, float]] = {
     "retired_pages_single_bit": ("retired_sbe", 1.0),
     "retired_pages_double_bit": ("retired_dbe", 1.0),
     "nvlink_links_active": ("nvlink_active", 1.0),
+    "pcie_replay_errors": ("pcie_replay", 1.0),
 }
 # Readings the fake serves as more than one value each (checked by their own tests): flags,
 # memory free (total - used - reserved), NVLink sums over links.
