@@ -6,6 +6,8 @@ One place turns dataclasses into the shapes of docs/api.md, so ``gpm status --js
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import fields
 from enum import Enum
 from typing import Any
@@ -68,6 +70,26 @@ def snapshot_view(snap: Snapshot | None) -> dict[str, Any]:
         "message": snap.message,
         "gpus": [sample_view(g, snap.timestamp) for g in snap.gpus],
     }
+
+
+def snapshot_json(snap: Snapshot | None) -> str:
+    """The snapshot as compact JSON text, the one rendering that ``/api/realtime`` and
+    ``/api/stream`` both send; a non-finite number (never valid JSON) becomes null."""
+    view = snapshot_view(snap)
+    try:
+        return json.dumps(view, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        return json.dumps(_finite(view), allow_nan=False, separators=(",", ":"))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _plain(obj: Any, times: tuple[str, ...], exclude: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -44,7 +44,6 @@ from gpm.views import (
     process_event_view,
     process_view,
     session_view,
-    snapshot_view,
 )
 
 log = logging.getLogger("gpm.api")
@@ -242,20 +241,12 @@ def create_app(ctx: ApiContext) -> FastAPI:
             "message": snap.message if snap else "no reading yet",
         }
 
-    rendered: tuple[float | None, bytes] = (None, b"")  # the last poll's answer
-
     @app.get("/api/realtime", response_model=schemas.Realtime, tags=["gpus"])
     def realtime() -> Response:
-        """Rendered once per poll: the dashboard and scripts ask far more often than GPM polls.
-
-        Serialized without pydantic's pass like the charts (same published, tested schema)."""
-        nonlocal rendered
-        snap = snapshot()
-        stamp, body = rendered
-        if snap is None or snap.timestamp != stamp:
-            body = json.dumps(snapshot_view(snap), allow_nan=False, separators=(",", ":")).encode()
-            rendered = (snap.timestamp if snap else None, body)
-        return Response(body, media_type="application/json")
+        """Rendered once per poll, the same text the event stream sends: the dashboard and
+        scripts ask far more often than GPM polls. Serialized without pydantic's pass like the
+        charts (same published, tested schema)."""
+        return Response(ctx.hub.json(snapshot()), media_type="application/json")
 
     @app.get(
         STREAM_PATH,

@@ -7,20 +7,36 @@ making the service buffer them.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 
 from gpm.model import Snapshot
-from gpm.views import snapshot_view
+from gpm.views import snapshot_json
 
 
 class Broadcaster:
-    """Publishes each snapshot once as SSE text; subscribers get the latest one."""
+    """Publishes each snapshot once as SSE text; subscribers get the latest one.
+
+    It also keeps the snapshot's JSON rendered once per poll (:meth:`json`), which
+    ``/api/realtime`` serves too: both answers carry the same text.
+    """
 
     def __init__(self) -> None:
         self._subscribers: set[asyncio.Queue[str]] = set()
         self._latest: Snapshot | None = None
         self._rendered: str | None = None
+        self._json: tuple[Snapshot | None, float | None, str] | None = None
+
+    def json(self, snapshot: Snapshot | None) -> str:
+        """``snapshot`` as JSON, rendered once for each poll (by identity and timestamp)."""
+        cached = self._json
+        stamp = None if snapshot is None else snapshot.timestamp
+        if cached is not None and (
+            cached[0] is snapshot or (stamp is not None and cached[1] == stamp)
+        ):
+            return cached[2]
+        text = snapshot_json(snapshot)
+        self._json = (snapshot, stamp, text)
+        return text
 
     @property
     def subscribers(self) -> int:
@@ -43,8 +59,7 @@ class Broadcaster:
 
     def _message(self) -> str:
         if self._rendered is None:
-            data = json.dumps(snapshot_view(self._latest))
-            self._rendered = f"event: snapshot\ndata: {data}\n\n"
+            self._rendered = f"event: snapshot\ndata: {self.json(self._latest)}\n\n"
         return self._rendered
 
     async def subscribe(self, keepalive: float = 15.0) -> AsyncIterator[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -30,6 +31,7 @@ from gpm.state import LiveState
 from gpm.storage.queries import Queries
 from gpm.storage.writer import Writer
 from gpm.timefmt import to_rfc3339
+from gpm.views import snapshot_json
 from tests.api.support import serve
 
 NOW = 1_800_000_000.0  # fixed clock: 2027-01-15T08:00:00Z
@@ -323,7 +325,9 @@ def test_stream_sends_snapshots(db: tuple[Path, LiveState]) -> None:
             event = next(line for line in lines if line.startswith("event: "))
             data = next(lines)
             assert event == "event: snapshot"
-            assert data.startswith("data: ") and '"gpu_id": 0' in data
+            assert data.startswith("data: ") and '"gpu_id":0' in data
+        # One rendering per poll: the stream's event is the realtime answer, byte for byte.
+        assert httpx.get(f"{base_url}/api/realtime").text == data.removeprefix("data: ")
 
 
 def test_large_answers_are_gzipped(base: str) -> None:
@@ -395,3 +399,10 @@ def test_time_is_not_wall_clock(base: str) -> None:
     # the app's clock is injected: an hour of history is found although NOW is in the future
     assert time.time() < NOW
     assert httpx.get(f"{base}/api/chart", params={"gpu_id": 0}).json()["points"]
+
+
+def test_a_non_finite_reading_is_served_as_null() -> None:
+    gpu = GpuSample(gpu_id=0, timestamp=NOW, power_watts=float("nan"), temperature_celsius=50.0)
+    body = json.loads(snapshot_json(Snapshot(timestamp=NOW, source="nvml", gpus=(gpu,))))
+    assert body["gpus"][0]["power_watts"] is None
+    assert body["gpus"][0]["temperature_celsius"] == 50.0
