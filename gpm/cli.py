@@ -281,7 +281,9 @@ def _cmd_sessions(args: argparse.Namespace) -> int:
     if args.limit < 1:
         print("gpm sessions: --limit must be 1 or more", file=sys.stderr)
         return EXIT_USAGE
-    total, sessions = _open_queries(loaded).sessions(start, now, model=args.model, limit=args.limit)
+    total, sessions, _ = _open_queries(loaded).sessions(
+        start, now, model=args.model, limit=args.limit
+    )
     if args.json:
         print(
             json.dumps({"total": total, "sessions": [session_view(s) for s in sessions]}, indent=2)

@@ -201,9 +201,9 @@ export interface paths {
         };
         /**
          * Realtime
-         * @description Rendered once per poll: the dashboard and scripts ask far more often than GPM polls.
-         *
-         *     Serialized without pydantic's pass like the charts (same published, tested schema).
+         * @description Rendered once per poll, the same text the event stream sends: the dashboard and
+         *     scripts ask far more often than GPM polls. Serialized without pydantic's pass like the
+         *     charts (same published, tested schema).
          */
         get: operations["realtime_api_realtime_get"];
         put?: never;
@@ -869,6 +869,11 @@ export interface components {
         ProcessEvents: {
             /** Events */
             events: components["schemas"]["ProcessEventItem"][];
+            /**
+             * Next
+             * @description pass as `cursor` for the next page; null on the last
+             */
+            next: string | null;
         };
         /** ProcessNow */
         ProcessNow: {
@@ -1002,6 +1007,11 @@ export interface components {
         };
         /** Sessions */
         Sessions: {
+            /**
+             * Next
+             * @description pass as `cursor` for the next page; null on the last
+             */
+            next: string | null;
             /** Sessions */
             sessions: components["schemas"]["Session"][];
             /** Total */
@@ -1333,6 +1343,8 @@ export interface operations {
                 model?: string | null;
                 limit?: number;
                 offset?: number;
+                /** @description the `next` of the previous page: continue after it */
+                cursor?: string | null;
             };
             header?: never;
             path?: never;
@@ -1460,6 +1472,8 @@ export interface operations {
                 end_date?: string | null;
                 gpu_id?: number | null;
                 limit?: number;
+                /** @description the `next` of the previous page: continue after it */
+                cursor?: string | null;
             };
             header?: never;
             path?: never;

@@ -35,6 +35,7 @@ from gpm.model import Snapshot
 from gpm.net import is_loopback
 from gpm.state import LiveState
 from gpm.storage.db import DatabaseError
+from gpm.storage.pages import Cursor, CursorError
 from gpm.storage.queries import Queries
 from gpm.timefmt import parse_rfc3339, to_rfc3339
 from gpm.views import (
@@ -116,9 +117,16 @@ def describe_invalid(errors: Any) -> str:
 
 
 def _time_range(
-    start_date: str | None, end_date: str | None, now: float, default_seconds: float = DAY
+    start_date: str | None,
+    end_date: str | None,
+    now: float,
+    default_seconds: float = DAY,
+    *,
+    wide: bool = False,
 ) -> tuple[float, float]:
-    """Parse an optional RFC3339 range; defaults to the last day; 422 naming the parameter."""
+    """Parse an optional RFC3339 range; defaults to the last day; 422 naming the parameter.
+
+    A listing that pages (``wide``) takes any range; the others are held to 366 days."""
     try:
         end = parse_rfc3339(end_date) if end_date else now
     except ValueError as exc:
@@ -129,9 +137,24 @@ def _time_range(
         raise _unprocessable("start_date", str(exc)) from None
     if end <= start:
         raise _unprocessable("end_date", "must be after start_date")
-    if end - start > MAX_RANGE_SECONDS:
+    if not wide and end - start > MAX_RANGE_SECONDS:
         raise _unprocessable("start_date", "range longer than 366 days")
     return start, end
+
+
+PageCursor = Annotated[
+    str | None,
+    Query(max_length=200, description="the `next` of the previous page: continue after it"),
+]
+
+
+def _cursor(text: str | None) -> Cursor | None:
+    if text is None:
+        return None
+    try:
+        return Cursor.decode(text)
+    except CursorError as exc:
+        raise _unprocessable("cursor", str(exc)) from None
 
 
 def _rounded(metric: str, value: float | None) -> float | None:
@@ -333,12 +356,18 @@ def create_app(ctx: ApiContext) -> FastAPI:
         end_date: Date = None,
         gpu_id: GpuId | None = None,
         limit: Annotated[int, Query(ge=1, le=10000)] = 500,
+        cursor: PageCursor = None,
     ) -> dict[str, Any]:
-        start, end = _time_range(start_date, end_date, ctx.clock())
+        start, end = _time_range(start_date, end_date, ctx.clock(), wide=True)
         if gpu_id is not None:
             known_gpu(gpu_id)
-        events = ctx.queries.process_events(start, end, gpu_id=gpu_id, limit=limit)
-        return {"events": [process_event_view(e) for e in events]}
+        events, after = ctx.queries.process_events(
+            start, end, gpu_id=gpu_id, limit=limit, cursor=_cursor(cursor)
+        )
+        return {
+            "events": [process_event_view(e) for e in events],
+            "next": None if after is None else after.encode(),
+        }
 
     @app.get(
         "/api/llm-sessions", response_model=schemas.Sessions, tags=["llm"], responses=BAD_PARAM
@@ -348,11 +377,18 @@ def create_app(ctx: ApiContext) -> FastAPI:
         end_date: Date = None,
         model: Annotated[str | None, Query(max_length=256)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+        offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+        cursor: PageCursor = None,
     ) -> dict[str, Any]:
-        start, end = _time_range(start_date, end_date, ctx.clock())
-        total, sessions = ctx.queries.sessions(start, end, model=model, limit=limit, offset=offset)
-        return {"total": total, "sessions": [session_view(s) for s in sessions]}
+        start, end = _time_range(start_date, end_date, ctx.clock(), wide=True)
+        total, sessions, after = ctx.queries.sessions(
+            start, end, model=model, limit=limit, offset=offset, cursor=_cursor(cursor)
+        )
+        return {
+            "total": total,
+            "sessions": [session_view(s) for s in sessions],
+            "next": None if after is None else after.encode(),
+        }
 
     @app.get("/api/llm-stats", response_model=schemas.LlmStats, tags=["llm"], responses=BAD_PARAM)
     def llm_stats(hours: Hours = 24.0) -> dict[str, Any]:

@@ -227,6 +227,7 @@ class Session(_Model):
 class Sessions(_Model):
     total: int
     sessions: list[Session]
+    next: str | None = Field(description="pass as `cursor` for the next page; null on the last")
 
 
 class Histogram(_Model):
@@ -326,6 +327,7 @@ class ProcessEventItem(_Model):
 
 class ProcessEvents(_Model):
     events: list[ProcessEventItem]
+    next: str | None = Field(description="pass as `cursor` for the next page; null on the last")
 
 
 class GpuWeek(_Model):

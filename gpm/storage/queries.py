@@ -38,6 +38,7 @@ from gpm.model import (
 from gpm.storage import archive as arch
 from gpm.storage import rollup
 from gpm.storage.db import GPU_NUMERIC_COLUMNS, HISTORY_TABLES, open_database
+from gpm.storage.pages import Cursor, Page, newest_first
 from gpm.storage.rollup import METRICS
 from gpm.storage.summaries import DAY, WEEK, summary_from_row, week_day
 
@@ -452,25 +453,22 @@ class Queries:
 
     # -- events -----------------------------------------------------------------------------
 
-    def _events(
-        self, table: str, start: float, end: float, where: str, params: tuple[Any, ...], limit: int
-    ) -> list[Dict]:
-        """Newest-first rows of an event table; ``where`` filters SQLite and archived rows."""
-        spec = HISTORY_TABLES[table]
-        t = spec.time_column
-        rows = [
-            dict(r)
-            for r in self._conn().execute(
-                f"SELECT * FROM {table} WHERE {t} >= ? AND {t} < ? {where} "
-                f"ORDER BY {t} DESC LIMIT ?",
-                (start, end, *params, limit),
-            )
-        ]
-        if len(rows) < limit:
-            older = self._archived_dicts(table, start, end)
-            keep = _arrow_filter(where, params)
-            rows += sorted((r for r in older if keep(r)), key=lambda r: r[t], reverse=True)
-        return rows[:limit]
+    def _page(
+        self,
+        table: str,
+        start: float,
+        end: float,
+        equals: dict[str, Any],
+        limit: int,
+        cursor: Cursor | None,
+    ) -> Page:
+        """One newest-first page of an event table, SQLite then the archive (see pages.py)."""
+        part = self._archived_part(start, end)
+        archive = None if part is None or self.archive_dir is None else (self.archive_dir, part[1])
+        return newest_first(
+            self._conn(), table, (start, end), equals=equals, limit=limit, cursor=cursor,
+            archive=archive, to_dicts=arrow_to_dicts,
+        )  # fmt: skip
 
     def sessions(
         self,
@@ -480,36 +478,41 @@ class Queries:
         model: str | None = None,
         limit: int = 100,
         offset: int = 0,
-    ) -> tuple[int, list[LlmSession]]:
-        """(total in range, one page newest first)."""
-        where, params = ("AND model = ?", (model,)) if model is not None else ("", ())
-        (n_sql,) = (
+        cursor: Cursor | None = None,
+    ) -> tuple[int, list[LlmSession], Cursor | None]:
+        """(total in range, one page newest first, the cursor of the next page or None).
+
+        ``offset`` skips rows before the page (for clients that page by offset); ``cursor``
+        continues where a page ended, at the cost of one page however far it is.
+        """
+        equals = {} if model is None else {"model": model}
+        page = self._page("llm_sessions", start, end, equals, offset + limit, cursor)
+        rows = page.rows[offset:]
+        return (
+            self._count("llm_sessions", start, end, equals),
+            [_session(r) for r in rows],
+            page.next,
+        )
+
+    def _count(self, table: str, start: float, end: float, equals: dict[str, Any]) -> int:
+        """Rows of ``table`` in range (archived ones included) whose columns equal ``equals``."""
+        t = HISTORY_TABLES[table].time_column
+        where = "".join(f' AND "{c}" = ?' for c in equals)
+        (n,) = (
             self._conn()
             .execute(
-                "SELECT COUNT(*) FROM llm_sessions WHERE started_at >= ? AND started_at < ? "
-                + where,
-                (start, end, *params),
+                f"SELECT COUNT(*) FROM {table} WHERE {t} >= ? AND {t} < ?{where}",
+                (start, end, *equals.values()),
             )
             .fetchone()
         )
-        page = [
-            dict(r)
-            for r in self._conn().execute(
-                f"SELECT * FROM llm_sessions WHERE started_at >= ? AND started_at < ? {where} "
-                "ORDER BY started_at DESC LIMIT ? OFFSET ?",
-                (start, end, *params, limit, offset),
-            )
-        ]
-        keep = _arrow_filter(where, params)
-        older = sorted(
-            (r for r in self._archived_dicts("llm_sessions", start, end) if keep(r)),
-            key=lambda r: r["started_at"],
-            reverse=True,
-        )
-        if len(page) < limit:
-            skip = max(offset - n_sql, 0)
-            page += older[skip : skip + limit - len(page)]
-        return n_sql + len(older), [_session(r) for r in page]
+        part = self._archived_part(start, end)
+        if part is None or self.archive_dir is None:
+            return int(n)
+        columns = [t, *equals]
+        archived = arch.read_archive(self.archive_dir, table, *part, columns=columns)
+        rows = arrow_to_dicts(archived, table)
+        return int(n) + sum(1 for r in rows if all(r[c] == v for c, v in equals.items()))
 
     def llm_stats(self, start: float, end: float) -> Dict:
         """Totals and per-model percentiles and histograms (``/api/llm-stats`` less ``hours``)."""
@@ -554,13 +557,18 @@ class Queries:
         return {"totals": totals, "models": models}
 
     def process_events(
-        self, start: float, end: float, *, gpu_id: int | None = None, limit: int = 500
-    ) -> list[ProcessEvent]:
-        where, params = ("AND gpu_id = ?", (gpu_id,)) if gpu_id is not None else ("", ())
-        return [
-            _process_event(r)
-            for r in self._events("process_events", start, end, where, params, limit)
-        ]
+        self,
+        start: float,
+        end: float,
+        *,
+        gpu_id: int | None = None,
+        limit: int = 500,
+        cursor: Cursor | None = None,
+    ) -> tuple[list[ProcessEvent], Cursor | None]:
+        """One page newest first, and the cursor of the next page or None."""
+        equals = {} if gpu_id is None else {"gpu_id": gpu_id}
+        page = self._page("process_events", start, end, equals, limit, cursor)
+        return [_process_event(r) for r in page.rows], page.next
 
     def alerts(self, start: float, end: float, limit: int = 500) -> list[Alert]:
         return [
@@ -574,7 +582,7 @@ class Queries:
                 value=r["value"],
                 threshold=r["threshold"],
             )
-            for r in self._events("alerts", start, end, "", (), limit)
+            for r in self._page("alerts", start, end, {}, limit, None).rows
         ]
 
     def model_events(self, start: float, end: float) -> list[ModelEvent]:
@@ -587,7 +595,7 @@ class Queries:
                 size_bytes=r["size_bytes"],
                 vram_bytes=r["vram_bytes"],
             )
-            for r in self._events("model_events", start, end, "", (), 10_000)
+            for r in self._page("model_events", start, end, {}, 10_000, None).rows
         ]
 
     def weekly_summaries(self, weeks: int, *, now: float | None = None) -> list[WeeklySummary]:
@@ -615,14 +623,6 @@ def arrow_to_dicts(tbl: Any, table: str) -> list[Dict]:
         col = tbl.column(name)
         cols[name] = arch.epoch_seconds(col) if name in spec.timestamps else col.to_pylist()
     return [dict(zip(cols, vals, strict=True)) for vals in zip(*cols.values(), strict=True)]
-
-
-def _arrow_filter(where: str, params: tuple[Any, ...]) -> Any:
-    """The Python twin of the simple ``AND col = ?`` filters used on SQLite."""
-    if not where:
-        return lambda r: True
-    col = where.split()[1]
-    return lambda r: r[col] == params[0]
 
 
 def _archive_buckets(

@@ -284,7 +284,8 @@ def test_process_events_alerts(base: str) -> None:
             422,
             "end_date",
         ),
-        ("/api/llm-sessions", {"start_date": "2000-01-01T00:00:00Z"}, 422, "start_date"),
+        ("/api/export", {"start_date": "2000-01-01T00:00:00Z"}, 422, "start_date"),
+        ("/api/llm-sessions", {"cursor": "bm90IGpzb24"}, 422, "cursor"),
         ("/api/llm-sessions", {"limit": "0"}, 422, "limit"),
         ("/api/export", {"format": "xls"}, 422, "format"),
     ],
@@ -406,3 +407,24 @@ def test_a_non_finite_reading_is_served_as_null() -> None:
     body = json.loads(snapshot_json(Snapshot(timestamp=NOW, source="nvml", gpus=(gpu,))))
     assert body["gpus"][0]["power_watts"] is None
     assert body["gpus"][0]["temperature_celsius"] == 50.0
+
+
+def test_wide_ranges_are_paged_not_refused(base: str) -> None:
+    # Everything since 2000: the first page and a cursor; walking the cursors gives every
+    # session once, newest first, whatever the page size.
+    params: dict[str, Any] = {"start_date": "2000-01-01T00:00:00Z", "limit": 3}
+    first = httpx.get(f"{base}/api/llm-sessions", params=params)
+    assert first.status_code == 200
+    body = first.json()
+    assert body["total"] == 20 and len(body["sessions"]) == 3 and body["next"]
+    seen = [s["id"] for s in body["sessions"]]
+    while body["next"]:
+        body = httpx.get(
+            f"{base}/api/llm-sessions", params={**params, "cursor": body["next"]}
+        ).json()
+        seen += [s["id"] for s in body["sessions"]]
+    assert seen == [f"s{i}" for i in range(19, -1, -1)]
+    events = httpx.get(
+        f"{base}/api/process-events", params={"start_date": "2000-01-01T00:00:00Z", "limit": 1}
+    ).json()
+    assert len(events["events"]) == 1

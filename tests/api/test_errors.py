@@ -17,6 +17,7 @@ HOURS_ROUTES = ("/api/historical", "/api/llm-stats", "/api/alerts")
 BAD_HOURS = ("-1", "0", "0.0001", "nan", "NaN", "inf", "-inf", "1e400", "abc", "", "8785")
 BAD_GPU_IDS = ("-1", "1024", str(10**30), "1.5", "x", "nan")
 DATE_ROUTES = ("/api/llm-sessions", "/api/process-events", "/api/export")
+PAGED_ROUTES = ("/api/llm-sessions", "/api/process-events")
 
 CASES: list[tuple[str, dict[str, str], int, str]] = [
     *((r, {"hours": h}, 422, "hours") for r in HOURS_ROUTES for h in BAD_HOURS),
@@ -58,7 +59,9 @@ CASES: list[tuple[str, dict[str, str], int, str]] = [
         )
         for r in DATE_ROUTES
     ),
-    *((r, {"start_date": "2000-01-01T00:00:00Z"}, 422, "start_date") for r in DATE_ROUTES),
+    # Listings page through any range; an export is held to 366 days.
+    ("/api/export", {"start_date": "2000-01-01T00:00:00Z"}, 422, "start_date"),
+    *((r, {"cursor": "not-a-cursor"}, 422, "cursor") for r in PAGED_ROUTES),
     ("/api/export", {"format": "xls"}, 422, "format"),
     ("/api/export", {"table": "latest_poll"}, 422, "table"),
 ]
@@ -144,12 +147,16 @@ def test_empty_database_answers_empty_shapes(empty_base: str) -> None:
     assert get(empty_base, "/api/processes").json() == {"timestamp": None, "processes": []}
     hist = get(empty_base, "/api/historical", hours=24).json()
     assert hist["gpus"] == [] and hist["start"] < hist["end"]
-    assert get(empty_base, "/api/llm-sessions").json() == {"total": 0, "sessions": []}
+    assert get(empty_base, "/api/llm-sessions").json() == {
+        "total": 0,
+        "sessions": [],
+        "next": None,
+    }
     stats = get(empty_base, "/api/llm-stats").json()
     assert stats["totals"]["sessions"] == 0 and stats["models"] == []
     assert stats["totals"]["best_model"] is None
     assert get(empty_base, "/api/alerts").json() == {"active": [], "events": []}
-    assert get(empty_base, "/api/process-events").json() == {"events": []}
+    assert get(empty_base, "/api/process-events").json() == {"events": [], "next": None}
     assert get(empty_base, "/api/weekly-summaries").json() == {"gpus": [], "models": []}
     assert get(empty_base, "/api/models").json()["models"] == []
 

@@ -109,11 +109,11 @@ def test_queries_span_sqlite_and_archives(tmp_path: Path) -> None:
     assert chart["stats"]["utilization_percent"]["max"] == 47.0
     hist = q.historical(MONDAY, MONDAY + 2 * DAY, points=48)
     assert [len(g["points"]) for g in hist["gpus"]] == [48, 48]
-    total, page = q.sessions(MONDAY, MONDAY + 2 * DAY, limit=50)
+    total, page, _ = q.sessions(MONDAY, MONDAY + 2 * DAY, limit=50)
     assert total == 48 and [s.id for s in page] == [f"s{h}" for h in range(47, -1, -1)]
-    total, page = q.sessions(MONDAY, MONDAY + 2 * DAY, limit=5, offset=40)
+    total, page, _ = q.sessions(MONDAY, MONDAY + 2 * DAY, limit=5, offset=40)
     assert [s.id for s in page] == ["s7", "s6", "s5", "s4", "s3"]
-    assert [e.event for e in q.process_events(MONDAY, MONDAY + DAY)] == ["end", "start"]
+    assert [e.event for e in q.process_events(MONDAY, MONDAY + DAY)[0]] == ["end", "start"]
     assert len(q.alerts(MONDAY, MONDAY + DAY)) == 1
     assert q.data_range() == (MONDAY, MONDAY + 47 * HOUR)
     assert q.llm_stats(MONDAY, MONDAY + 2 * DAY)["totals"]["sessions"] == 48

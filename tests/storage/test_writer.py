@@ -70,10 +70,10 @@ def test_everything_enqueued_round_trips(tmp_path: Path) -> None:
     assert snap.gpus[0].processes[0].classification.model == "qwen2:0.5b"  # type: ignore[union-attr]
     assert snap.gpus[1].processes is None
     assert snap.gpus[1].utilization_percent == 10.0 and snap.gpus[1].memory_percent == 50.0
-    total, page = q.sessions(MONDAY, MONDAY + DAY)
+    total, page, _ = q.sessions(MONDAY, MONDAY + DAY)
     assert total == 1 and page[0].prompt_text == "secret" and page[0].streamed is True
     assert q.alerts(MONDAY, MONDAY + DAY)[0].threshold == 85.0
-    assert q.process_events(MONDAY, MONDAY + DAY)[0].pid == 7
+    assert q.process_events(MONDAY, MONDAY + DAY)[0][0].pid == 7
     assert q.model_events(MONDAY, MONDAY + DAY)[0].vram_bytes == 20
     q.close()
 

@@ -40,7 +40,7 @@ describe("SessionsTable", () => {
   });
 
   it("says so when there are no sessions", () => {
-    render(<SessionsTable data={{ total: 0, sessions: [] }} />);
+    render(<SessionsTable data={{ total: 0, sessions: [], next: null }} />);
     expect(screen.getByTestId("sessions-empty").textContent).toContain("No LLM sessions");
   });
 });
