@@ -18,6 +18,7 @@ from typing import Any
 
 import pynvml as nv
 
+from gpm.gpu.nvml_health import field_values, memory_health, nvlink
 from gpm.model import GpuProcess, GpuSample, Snapshot
 
 __all__ = ["NvmlSource", "NvmlUnavailable", "decode_throttle_reasons"]
@@ -166,7 +167,7 @@ def _stop_nvml() -> None:
         nv.nvmlShutdown()
 
 
-class _Device:
+class Device:
     """One GPU slot: its handle, static facts, and which calls it does not support."""
 
     __slots__ = (
@@ -245,107 +246,6 @@ _THROTTLE = (
 )
 
 
-# Readings NVML serves as field values, fetched together in one nvmlDeviceGetFieldValues trip.
-_FIELD_VALUES = (
-    ("memory_temperature_celsius", getattr(nv, "NVML_FI_DEV_MEMORY_TEMP", 82)),
-    ("pcie_replay_errors", getattr(nv, "NVML_FI_DEV_PCIE_REPLAY_COUNTER", 94)),
-)
-
-
-def _field_values(dev: _Device) -> dict[str, float]:
-    """The field-value readings this GPU reports (one it does not have is left out)."""
-    values = dev.read("field_values", nv.nvmlDeviceGetFieldValues, [f for _, f in _FIELD_VALUES])
-    out: dict[str, float] = {}
-    for (name, _), v in zip(_FIELD_VALUES, values or (), strict=False):
-        if v.nvmlReturn != nv.NVML_SUCCESS:
-            continue
-        kind, value = v.valueType, v.value
-        if kind == nv.NVML_VALUE_TYPE_DOUBLE:
-            out[name] = float(value.dVal)
-        elif kind == nv.NVML_VALUE_TYPE_UNSIGNED_INT:
-            out[name] = float(value.uiVal)
-        elif kind in (nv.NVML_VALUE_TYPE_UNSIGNED_LONG, nv.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG):
-            out[name] = float(value.ullVal)
-        elif kind == nv.NVML_VALUE_TYPE_SIGNED_LONG_LONG:
-            out[name] = float(value.sllVal)
-    return out
-
-
-def _memory_health(dev: _Device) -> dict[str, float]:
-    """Row remapping (Ampere and later), page retirement (before), lifetime ECC counts."""
-    out: dict[str, float] = {}
-    remap = dev.read("remapped_rows", nv.nvmlDeviceGetRemappedRows)
-    if remap is not None:
-        corrected, uncorrected, pending, failure = remap
-        out["remapped_rows_correctable"] = corrected
-        out["remapped_rows_uncorrectable"] = uncorrected
-        out["remap_pending"] = 1 if pending else 0
-        out["remap_failed"] = 1 if failure else 0
-    for name, cause in (
-        ("retired_pages_single_bit", nv.NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS),
-        ("retired_pages_double_bit", nv.NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR),
-    ):
-        pages = dev.read(name, nv.nvmlDeviceGetRetiredPages, cause)
-        if pages is not None:
-            out[name] = len(pages)
-    pending = dev.read("retired_pages_pending", nv.nvmlDeviceGetRetiredPagesPendingStatus)
-    if pending is not None:
-        out["retired_pages_pending"] = 1 if pending == nv.NVML_FEATURE_ENABLED else 0
-    if dev.ecc_enabled:
-        fn, aggregate = nv.nvmlDeviceGetTotalEccErrors, nv.NVML_AGGREGATE_ECC
-        for name, kind in (
-            ("ecc_errors_corrected_aggregate", nv.NVML_MEMORY_ERROR_TYPE_CORRECTED),
-            ("ecc_errors_uncorrected_aggregate", nv.NVML_MEMORY_ERROR_TYPE_UNCORRECTED),
-        ):
-            count = dev.read(name, fn, kind, aggregate)
-            if count is not None:
-                out[name] = count
-    return out
-
-
-_NVLINK_COUNTERS = (
-    ("nvlink_crc_errors", nv.NVML_NVLINK_ERROR_DL_CRC_FLIT),
-    ("nvlink_replay_errors", nv.NVML_NVLINK_ERROR_DL_REPLAY),
-    ("nvlink_recovery_errors", nv.NVML_NVLINK_ERROR_DL_RECOVERY),
-)
-
-
-def _nvlink(dev: _Device) -> dict[str, float]:
-    """Links up and down and error totals over the GPU's NVLink links (nothing without NVLink).
-
-    The links are counted once: they answer from 0 up to the last one the GPU has.
-    """
-    state = nv.nvmlDeviceGetNvLinkState
-    if dev.nvlinks is None:
-        n = 0
-        while n < nv.NVML_NVLINK_MAX_LINKS and dev.read("nvlink_state", state, n) is not None:
-            n += 1
-        dev.nvlinks = n
-    if not dev.nvlinks:
-        return {}
-    active = 0
-    known = 0
-    totals = {name: 0 for name, _ in _NVLINK_COUNTERS}
-    unread: set[str] = set()
-    for link in range(dev.nvlinks):
-        up = dev.read("nvlink_state", state, link)
-        if up is None:
-            continue
-        known += 1
-        active += up == nv.NVML_FEATURE_ENABLED
-        for name, counter in _NVLINK_COUNTERS:
-            value = dev.read(name, nv.nvmlDeviceGetNvLinkErrorCounter, link, counter)
-            if value is None:
-                unread.add(name)
-            else:
-                totals[name] += value
-    if not known:
-        return {}
-    out: dict[str, float] = {"nvlink_links_active": active, "nvlink_links_inactive": known - active}
-    out.update((name, total) for name, total in totals.items() if name not in unread)
-    return out
-
-
 def _text(value: str | bytes | None) -> str | None:
     """Older bindings return bytes for strings."""
     return value.decode(errors="replace") if isinstance(value, bytes) else value
@@ -370,7 +270,7 @@ class NvmlSource:
         self._library_path = library_path or None
         self._retry_secs = retry_secs
         self._lock = threading.Lock()
-        self._devices: list[_Device] = []
+        self._devices: list[Device] = []
         self._message: str | None = None
         self._reinit = False
         self._restart_after = float("-inf")
@@ -438,8 +338,8 @@ class NvmlSource:
         self._message = None
         self._devices = [self._open(i, known.get(i)) for i in range(count)]
 
-    def _open(self, index: int, previous: _Device | None) -> _Device:
-        dev = _Device(
+    def _open(self, index: int, previous: Device | None) -> Device:
+        dev = Device(
             index, previous.uuid if previous else None, previous.name if previous else None
         )
         try:
@@ -458,7 +358,7 @@ class NvmlSource:
 
     # ---- readings ----------------------------------------------------------------------------
 
-    def _poll_device(self, dev: _Device, now: float) -> GpuSample:
+    def _poll_device(self, dev: Device, now: float) -> GpuSample:
         if dev.error is None:
             try:
                 return self._sample(dev, now)
@@ -475,7 +375,7 @@ class NvmlSource:
             processes=None,
         )
 
-    def _sample(self, dev: _Device, now: float) -> GpuSample:
+    def _sample(self, dev: Device, now: float) -> GpuSample:
         read = dev.read
         util = read("utilization", nv.nvmlDeviceGetUtilizationRates)
         memory = dev.read_first(*_MEMORY)
@@ -492,7 +392,7 @@ class NvmlSource:
             uncorrected = read(
                 "ecc_uncorrected", fn, nv.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, volatile
             )
-        health = {**_field_values(dev), **_memory_health(dev), **_nvlink(dev)}
+        health = {**field_values(dev), **memory_health(dev), **nvlink(dev)}
         return GpuSample(
             gpu_id=dev.index,
             timestamp=now,
@@ -527,7 +427,7 @@ class NvmlSource:
             readings=health,
         )
 
-    def _processes(self, dev: _Device) -> tuple[GpuProcess, ...] | None:
+    def _processes(self, dev: Device) -> tuple[GpuProcess, ...] | None:
         """Compute and graphics lists merged by pid; None when neither list can be read."""
         if "process_lists" in dev.unsupported:
             return None
@@ -562,7 +462,7 @@ class NvmlSource:
             for pid, (kind, used) in merged.items()
         )
 
-    def _sm_utilization(self, dev: _Device) -> dict[int, float]:
+    def _sm_utilization(self, dev: Device) -> dict[int, float]:
         """Per-process SM utilization from the samples newer than the last poll's."""
         samples = dev.read("process_utilization", nv.nvmlDeviceGetProcessUtilization, dev.util_seen)
         if not samples:
