@@ -201,9 +201,9 @@ export interface paths {
         };
         /**
          * Realtime
-         * @description Rendered once per poll, the same text the event stream sends: the dashboard and
-         *     scripts ask far more often than GPM polls. Serialized without pydantic's pass like the
-         *     charts (same published, tested schema).
+         * @description Rendered once per poll, the same text the event stream sends: the dashboard and scripts
+         *     ask far more often than GPM polls. Serialized without pydantic's pass like the charts (same
+         *     published, tested schema).
          */
         get: operations["realtime_api_realtime_get"];
         put?: never;

@@ -1,0 +1,135 @@
+"""History: charts, per-GPU history, the heatmap, weekly summaries and process events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from gpm.api import schemas
+from gpm.api.deps import (
+    BAD_PARAM,
+    BAD_PARAM_OR_GPU,
+    DAY,
+    Ctx,
+    Date,
+    GpuId,
+    Hours,
+    PageCursor,
+    current_snapshot,
+    known_gpu,
+    next_cursor,
+    page_cursor,
+    time_range,
+)
+from gpm.timefmt import to_rfc3339
+from gpm.views import process_event_view
+
+HISTORY_POINTS = 2000  # /api/historical's default budget, shared by the GPUs
+
+router = APIRouter(tags=["history"])
+
+
+def _rounded(metric: str, value: float | None) -> float | None:
+    """Sensor precision, not float noise: bytes whole, the rest to 0.01 (the tail of a float is
+    what gzip cannot compress: it halves a chart on the wire)."""
+    if value is None:
+        return None
+    return round(value) if metric.endswith("_bytes") else round(value, 2)
+
+
+def _series_json(series: dict[str, Any], points: Iterator[dict[str, Any]]) -> Response:
+    """A chart or history answer, RFC3339 times, rounded values, serialized once.
+
+    These answers hold thousands of numbers: pydantic's validate-and-dump pass would cost more
+    than the query, so they skip it. Their shape is still published (``response_model``) and
+    checked against the schema by the schemathesis run in the tests.
+    """
+    series["start"], series["end"] = to_rfc3339(series["start"]), to_rfc3339(series["end"])
+    for p in points:
+        for metric, value in p.items():
+            if isinstance(value, dict):  # chart: min/avg/max
+                p[metric] = {k: _rounded(metric, v) for k, v in value.items()}
+            elif metric != "timestamp":
+                p[metric] = _rounded(metric, value)
+        p["timestamp"] = to_rfc3339(p["timestamp"])
+    body = json.dumps(series, allow_nan=False, separators=(",", ":")).encode()
+    return Response(body, media_type="application/json")
+
+
+@router.get("/api/historical", response_model=schemas.Historical, responses=BAD_PARAM_OR_GPU)
+def historical(
+    ctx: Ctx,
+    hours: Hours = 1.0,
+    gpu_id: GpuId | None = None,
+    points: Annotated[
+        int | None,
+        Query(ge=10, le=2000, description="per GPU; default 500, or 2000 shared when fewer"),
+    ] = None,
+) -> Any:
+    if gpu_id is not None:
+        known_gpu(ctx, gpu_id)
+        gpus = 1
+    else:
+        snap = current_snapshot(ctx)
+        gpus = len(snap.gpus) if snap and snap.gpus else len(ctx.queries.gpu_ids())
+    if points is None:  # keeps 8 GPUs' day under 100 KB on the wire
+        points = max(10, min(500, HISTORY_POINTS // max(gpus, 1)))
+    now = ctx.clock()
+    hist = ctx.queries.historical(now - hours * 3600, now, gpu_id=gpu_id, points=points)
+    return _series_json(hist, (p for g in hist["gpus"] for p in g["points"]))
+
+
+@router.get("/api/chart", response_model=schemas.Chart, responses=BAD_PARAM_OR_GPU)
+def chart(
+    ctx: Ctx,
+    gpu_id: GpuId,
+    hours: Hours = 1.0,
+    points: Annotated[int, Query(ge=10, le=2000)] = 500,
+) -> Any:
+    known_gpu(ctx, gpu_id)
+    now = ctx.clock()
+    series = ctx.queries.chart(gpu_id, now - hours * 3600, now, points=points)
+    return _series_json(series, iter(series["points"]))
+
+
+@router.get("/api/heatmap", response_model=schemas.Heatmap, responses=BAD_PARAM_OR_GPU)
+def heatmap(ctx: Ctx, gpu_id: GpuId, days: Annotated[int, Query(ge=1, le=366)] = 7) -> Any:
+    known_gpu(ctx, gpu_id)
+    now = ctx.clock()
+    return ctx.queries.heatmap(gpu_id, now - days * DAY, now)
+
+
+@router.get("/api/process-events", response_model=schemas.ProcessEvents, responses=BAD_PARAM_OR_GPU)
+def process_events(
+    ctx: Ctx,
+    start_date: Date = None,
+    end_date: Date = None,
+    gpu_id: GpuId | None = None,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 500,
+    cursor: PageCursor = None,
+) -> dict[str, Any]:
+    start, end = time_range(start_date, end_date, ctx.clock(), wide=True)
+    if gpu_id is not None:
+        known_gpu(ctx, gpu_id)
+    events, after = ctx.queries.process_events(
+        start, end, gpu_id=gpu_id, limit=limit, cursor=page_cursor(cursor)
+    )
+    return {"events": [process_event_view(e) for e in events], "next": next_cursor(after)}
+
+
+@router.get("/api/weekly-summaries", response_model=schemas.WeeklySummaries, responses=BAD_PARAM)
+def weekly_summaries(ctx: Ctx, weeks: Annotated[int, Query(ge=1, le=520)] = 4) -> dict[str, Any]:
+    rows = ctx.queries.weekly_summaries(weeks, now=ctx.clock())
+    gpus = [
+        {k: getattr(r, k) for k in schemas.GpuWeek.model_fields} for r in rows if r.model is None
+    ]
+    models = [
+        {k: getattr(r, k) for k in schemas.ModelWeek.model_fields}
+        for r in rows
+        if r.model is not None
+    ]
+    return {"gpus": gpus, "models": models}
