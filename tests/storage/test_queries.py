@@ -9,7 +9,8 @@ import pytest
 
 from gpm.model import Outcome, Workload
 from gpm.storage.db import open_database
-from gpm.storage.queries import Queries, percentile
+from gpm.storage.llm_stats import percentile
+from gpm.storage.queries import Queries
 from gpm.storage.summaries import refresh_weekly_summaries
 
 from .helpers import DAY, HOUR, MONDAY, fill, process_event, sample, session

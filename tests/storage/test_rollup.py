@@ -14,8 +14,9 @@ from gpm.model import GpuSample
 from gpm.storage import rollup
 from gpm.storage.archive import run_retention
 from gpm.storage.db import SCHEMA_VERSION, open_database
-from gpm.storage.queries import Grid, Queries
+from gpm.storage.queries import Queries
 from gpm.storage.rollup import METRICS
+from gpm.storage.series import Grid
 from gpm.storage.writer import Writer, gpu_row
 
 from .helpers import DAY, HOUR, MONDAY, fill, sample
