@@ -23,6 +23,7 @@ from gpm.model import (
     ProcessEvent,
     Snapshot,
 )
+from gpm.storage.results import Chart, Heatmap, History, LlmStats, Spread
 from gpm.timefmt import to_rfc3339
 
 _IDENTITY = ("gpu_id", "uuid", "name", "simulated", "up", "error")
@@ -130,3 +131,84 @@ def model_event_view(e: ModelEvent) -> dict[str, Any]:
 
 def model_view(m: LoadedModel) -> dict[str, Any]:
     return _plain(m, ())
+
+
+def _rounded(metric: str, value: float | None) -> float | None:
+    """Sensor precision, not float noise: bytes whole, the rest to 0.01 (the tail of a float is
+    what gzip cannot compress: it halves a chart on the wire)."""
+    if value is None:
+        return None
+    return round(value) if metric.endswith("_bytes") else round(value, 2)
+
+
+def _spread(metric: str, s: Spread) -> dict[str, float | None]:
+    return {
+        "min": _rounded(metric, s.min),
+        "avg": _rounded(metric, s.avg),
+        "max": _rounded(metric, s.max),
+    }
+
+
+def chart_view(c: Chart) -> dict[str, Any]:
+    """One ``/api/chart`` answer: RFC3339 times, values at sensor precision."""
+    return {
+        "gpu_id": c.gpu_id,
+        "start": to_rfc3339(c.start),
+        "end": to_rfc3339(c.end),
+        "bucket_seconds": c.bucket_seconds,
+        "metrics": list(c.metrics),
+        "points": [
+            {
+                "timestamp": to_rfc3339(p.timestamp),
+                **{m: _spread(m, s) for m, s in p.metrics.items()},
+            }
+            for p in c.points
+        ],
+        "stats": {m: _plain(s, ()) for m, s in c.stats.items()},
+    }
+
+
+def history_view(h: History) -> dict[str, Any]:
+    """One ``/api/historical`` answer."""
+    return {
+        "start": to_rfc3339(h.start),
+        "end": to_rfc3339(h.end),
+        "gpus": [
+            {
+                "gpu_id": g.gpu_id,
+                "points": [
+                    {
+                        "timestamp": to_rfc3339(p.timestamp),
+                        **{m: _rounded(m, v) for m, v in p.averages.items()},
+                    }
+                    for p in g.points
+                ],
+            }
+            for g in h.gpus
+        ],
+    }
+
+
+def heatmap_view(h: Heatmap) -> dict[str, Any]:
+    return {
+        "gpu_id": h.gpu_id,
+        "days": [str(d) for d in h.days],
+        "cells": [
+            {"day": str(c.day), "hour": c.hour, "utilization_percent": c.utilization_percent}
+            for c in h.cells
+        ],
+    }
+
+
+def llm_stats_view(s: LlmStats) -> dict[str, Any]:
+    return {
+        "totals": _plain(s.totals, ()),
+        "models": [
+            {
+                **_plain(m, (), exclude=("tokens_per_second_histogram", "ttft_ms_histogram")),
+                "tokens_per_second_histogram": _plain(m.tokens_per_second_histogram, ()),
+                "ttft_ms_histogram": _plain(m.ttft_ms_histogram, ()),
+            }
+            for m in s.models
+        ],
+    }

@@ -10,28 +10,29 @@ from gpm.model import (
     Outcome,
 )
 from gpm.storage.reader import Dict
+from gpm.storage.results import Histogram, LlmStats, LlmTotals, ModelStats
 
 HISTOGRAM_BINS = 10
 
 
-def summarize(rows: list[Dict]) -> Dict:
+def summarize(rows: list[Dict]) -> LlmStats:
     """Totals and per-model figures (``/api/llm-stats`` less ``hours``) of generation rows."""
     by_model: dict[str, list[Dict]] = {}
     for r in rows:
         by_model.setdefault(r["model"] or "(unknown)", []).append(r)
-    models = [_model_stats(name, rs) for name, rs in sorted(by_model.items())]
-    rated = [m for m in models if m["tokens_per_second_p50"] is not None]
-    best = max(rated, key=lambda m: m["tokens_per_second_p50"])["model"] if rated else None
-    totals = {
-        "sessions": len(rows),
-        "avg_tokens_per_second": _mean(r["tokens_per_second"] for r in rows),
-        "avg_ttft_ms": _mean(r["ttft_ms"] for r in rows),
-        "total_tokens": sum(_tokens(r) for r in rows),
-        "avg_duration_ms": _mean(r["duration_ms"] for r in rows),
-        "best_model": best,
-        "errors": sum(_is_error(r) for r in rows),
-    }
-    return {"totals": totals, "models": models}
+    models = tuple(_model_stats(name, rs) for name, rs in sorted(by_model.items()))
+    rated = [m for m in models if m.tokens_per_second_p50 is not None]
+    best = max(rated, key=lambda m: m.tokens_per_second_p50 or 0.0).model if rated else None
+    totals = LlmTotals(
+        sessions=len(rows),
+        avg_tokens_per_second=_mean(r["tokens_per_second"] for r in rows),
+        avg_ttft_ms=_mean(r["ttft_ms"] for r in rows),
+        total_tokens=sum(_tokens(r) for r in rows),
+        avg_duration_ms=_mean(r["duration_ms"] for r in rows),
+        best_model=best,
+        errors=sum(_is_error(r) for r in rows),
+    )
+    return LlmStats(totals, models)
 
 
 def _tokens(r: Dict) -> int:
@@ -58,30 +59,30 @@ def percentile(values: list[float], q: float) -> float | None:
     return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 
-def histogram(values: list[float], bins: int = HISTOGRAM_BINS) -> Dict:
-    """Equal-width bins from 0 to the maximum: ``{"edges": [...], "counts": [...]}``."""
+def histogram(values: list[float], bins: int = HISTOGRAM_BINS) -> Histogram:
+    """Equal-width bins from 0 to the maximum."""
     if not values:
-        return {"edges": [], "counts": []}
+        return Histogram((), ())
     top = max(max(values), 1e-9)
     width = top / bins
     counts = [0] * bins
     for v in values:
         counts[min(int(max(v, 0.0) / width), bins - 1)] += 1
-    return {"edges": [i * width for i in range(bins + 1)], "counts": counts}
+    return Histogram(tuple(i * width for i in range(bins + 1)), tuple(counts))
 
 
-def _model_stats(name: str, rows: list[Dict]) -> Dict:
+def _model_stats(name: str, rows: list[Dict]) -> ModelStats:
     tps = [r["tokens_per_second"] for r in rows if r["tokens_per_second"] is not None]
     ttft = [r["ttft_ms"] for r in rows if r["ttft_ms"] is not None]
-    return {
-        "model": name,
-        "sessions": len(rows),
-        "tokens_per_second_p50": percentile(tps, 50),
-        "tokens_per_second_p95": percentile(tps, 95),
-        "ttft_ms_p50": percentile(ttft, 50),
-        "ttft_ms_p95": percentile(ttft, 95),
-        "total_tokens": sum(_tokens(r) for r in rows),
-        "errors": sum(_is_error(r) for r in rows),
-        "tokens_per_second_histogram": histogram(tps),
-        "ttft_ms_histogram": histogram(ttft),
-    }
+    return ModelStats(
+        model=name,
+        sessions=len(rows),
+        tokens_per_second_p50=percentile(tps, 50),
+        tokens_per_second_p95=percentile(tps, 95),
+        ttft_ms_p50=percentile(ttft, 50),
+        ttft_ms_p95=percentile(ttft, 95),
+        total_tokens=sum(_tokens(r) for r in rows),
+        errors=sum(_is_error(r) for r in rows),
+        tokens_per_second_histogram=histogram(tps),
+        ttft_ms_histogram=histogram(ttft),
+    )

@@ -29,6 +29,7 @@ from gpm.storage import llm_stats as stats
 from gpm.storage.db import GPU_NUMERIC_COLUMNS, HISTORY_TABLES
 from gpm.storage.pages import Cursor, Page, newest_first
 from gpm.storage.reader import Dict, arrow_to_dicts
+from gpm.storage.results import LlmStats
 from gpm.storage.series import SeriesQueries
 from gpm.storage.summaries import DAY, WEEK, summary_from_row, week_day
 
@@ -201,7 +202,7 @@ class Queries(SeriesQueries):
         rows = arrow_to_dicts(archived, table)
         return int(n) + sum(1 for r in rows if all(r[c] == v for c, v in equals.items()))
 
-    def llm_stats(self, start: float, end: float) -> Dict:
+    def llm_stats(self, start: float, end: float) -> LlmStats:
         """Totals and per-model percentiles and histograms (``/api/llm-stats`` less ``hours``)."""
         cols = (
             "model",

@@ -19,7 +19,18 @@ from typing import Any
 
 from gpm.storage import archive as arch
 from gpm.storage import rollup
-from gpm.storage.reader import Dict, Reader
+from gpm.storage.reader import Reader
+from gpm.storage.results import (
+    Chart,
+    ChartBucket,
+    GpuHistory,
+    Heatmap,
+    HeatmapCell,
+    History,
+    HistoryPoint,
+    RangeStats,
+    Spread,
+)
 from gpm.storage.rollup import METRICS
 
 
@@ -56,8 +67,8 @@ class _Agg:
     def avg(self) -> float | None:
         return self.total / self.n if self.n else None
 
-    def as_dict(self) -> Dict:
-        return {"min": self.lo, "avg": self.avg, "max": self.hi}
+    def spread(self) -> Spread:
+        return Spread(self.lo, self.avg, self.hi)
 
 
 Buckets = dict[int, dict[int, dict[str, _Agg]]]  # gpu_id -> bucket -> metric -> aggregate
@@ -197,78 +208,63 @@ class SeriesQueries(Reader):
         ).fetchall()
         return rows
 
-    def chart(self, gpu_id: int, start: float, end: float, points: int = 500) -> Dict:
-        """Bucketed min/avg/max per metric plus range stats (``/api/chart``, epoch seconds)."""
+    def chart(self, gpu_id: int, start: float, end: float, points: int = 500) -> Chart:
+        """Bucketed min/avg/max per metric plus range stats (``/api/chart``)."""
         grid = Grid.of(start, end, points)
         buckets = self._buckets(gpu_id, grid).get(gpu_id, {})
-        series = [
-            {
-                "timestamp": grid.origin + b * grid.width,
-                **{m: aggs.get(m, _Agg()).as_dict() for m in METRICS},
-            }
+        series = tuple(
+            ChartBucket(
+                grid.origin + b * grid.width, {m: aggs.get(m, _Agg()).spread() for m in METRICS}
+            )
             for b, aggs in sorted(buckets.items())
-        ]
-        points = grid.count
-        tenth = max(points // 10, 1)
-        stats: Dict = {}
+        )
+        count = grid.count
+        tenth = max(count // 10, 1)
+        stats: dict[str, RangeStats] = {}
         for m in METRICS:
             filled = [(b, a) for b, aggs in buckets.items() if (a := aggs.get(m)) and a.n]
             whole = _Agg.merged([a for _, a in filled])
-            last = _Agg.merged([a for b, a in filled if b >= points - tenth])
-            prior = _Agg.merged([a for b, a in filled if points - 2 * tenth <= b < points - tenth])
+            last = _Agg.merged([a for b, a in filled if b >= count - tenth])
+            prior = _Agg.merged([a for b, a in filled if count - 2 * tenth <= b < count - tenth])
             trend = None
             if last.avg is not None and prior.avg:
                 trend = 100.0 * (last.avg - prior.avg) / prior.avg
-            stats[m] = {**whole.as_dict(), "trend_percent": trend}
-        return {
-            "gpu_id": gpu_id,
-            "start": start,
-            "end": end,
-            "bucket_seconds": grid.width,
-            "metrics": list(METRICS),
-            "points": series,
-            "stats": stats,
-        }
+            stats[m] = RangeStats(whole.lo, whole.avg, whole.hi, trend)
+        return Chart(gpu_id, start, end, grid.width, tuple(METRICS), series, stats)
 
     def historical(
         self, start: float, end: float, gpu_id: int | None = None, points: int = 500
-    ) -> Dict:
-        """Bucket averages per GPU (``/api/historical``, epoch seconds)."""
+    ) -> History:
+        """Bucket averages per GPU (``/api/historical``)."""
         grid = Grid.of(start, end, points)
-        gpus = [
-            {
-                "gpu_id": g,
-                "points": [
-                    {
-                        "timestamp": grid.origin + b * grid.width,
-                        **{m: aggs[m].avg if m in aggs else None for m in METRICS},
-                    }
+        gpus = tuple(
+            GpuHistory(
+                g,
+                tuple(
+                    HistoryPoint(
+                        grid.origin + b * grid.width,
+                        {m: aggs[m].avg if m in aggs else None for m in METRICS},
+                    )
                     for b, aggs in sorted(buckets.items())
-                ],
-            }
+                ),
+            )
             for g, buckets in sorted(self._buckets(gpu_id, grid).items())
-        ]
-        return {"start": start, "end": end, "gpus": gpus}
+        )
+        return History(start, end, gpus)
 
-    def heatmap(self, gpu_id: int, start: float, end: float) -> Dict:
+    def heatmap(self, gpu_id: int, start: float, end: float) -> Heatmap:
         """Average utilization per UTC day and hour (``/api/heatmap``)."""
         metric = "utilization_percent"
         hours = self._aggregate(gpu_id, start, end, 0.0, _HOUR, None, (metric,)).get(gpu_id, {})
         first = datetime.fromtimestamp(max(start, 0.0), UTC).date()
         last = datetime.fromtimestamp(max(end - 1e-3, start), UTC).date()
-        days = [str(first + timedelta(days=i)) for i in range((last - first).days + 1)]
-        cells = [
-            {
-                "day": str(date(1970, 1, 1) + timedelta(days=h // 24)),
-                "hour": h % 24,
-                "utilization_percent": a[metric].avg,
-            }
+        days = tuple(first + timedelta(days=i) for i in range((last - first).days + 1))
+        cells = tuple(
+            HeatmapCell(date(1970, 1, 1) + timedelta(days=h // 24), h % 24, a[metric].avg)
             for h, a in sorted(hours.items())
             if a[metric].n
-        ]
-        return {"gpu_id": gpu_id, "days": days, "cells": cells}
-
-    # -- events -----------------------------------------------------------------------------
+        )
+        return Heatmap(gpu_id, days, cells)
 
 
 def _archive_buckets(

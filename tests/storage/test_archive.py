@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -11,6 +12,7 @@ import pytest
 
 from gpm.storage.archive import ArchiveError, run_retention
 from gpm.storage.queries import Queries
+from gpm.storage.results import HeatmapCell
 
 from .helpers import DAY, HOUR, MONDAY, alert, count, fill, process_event, sample, session
 
@@ -102,13 +104,13 @@ def test_queries_span_sqlite_and_archives(tmp_path: Path) -> None:
     assert 0 < count(db, "gpu_metrics") < 96
     q = Queries(db, arch)
     chart = q.chart(0, MONDAY, MONDAY + 2 * DAY, points=48)
-    assert len(chart["points"]) == 48
-    assert [p["utilization_percent"]["avg"] for p in chart["points"]] == [
+    assert len(chart.points) == 48
+    assert [p.metrics["utilization_percent"].avg for p in chart.points] == [
         float(h) for h in range(48)
     ]
-    assert chart["stats"]["utilization_percent"]["max"] == 47.0
+    assert chart.stats["utilization_percent"].max == 47.0
     hist = q.historical(MONDAY, MONDAY + 2 * DAY, points=48)
-    assert [len(g["points"]) for g in hist["gpus"]] == [48, 48]
+    assert [len(g.points) for g in hist.gpus] == [48, 48]
     total, page, _ = q.sessions(MONDAY, MONDAY + 2 * DAY, limit=50)
     assert total == 48 and [s.id for s in page] == [f"s{h}" for h in range(47, -1, -1)]
     total, page, _ = q.sessions(MONDAY, MONDAY + 2 * DAY, limit=5, offset=40)
@@ -116,11 +118,7 @@ def test_queries_span_sqlite_and_archives(tmp_path: Path) -> None:
     assert [e.event for e in q.process_events(MONDAY, MONDAY + DAY)[0]] == ["end", "start"]
     assert len(q.alerts(MONDAY, MONDAY + DAY)) == 1
     assert q.data_range() == (MONDAY, MONDAY + 47 * HOUR)
-    assert q.llm_stats(MONDAY, MONDAY + 2 * DAY)["totals"]["sessions"] == 48
-    cells = q.heatmap(0, MONDAY, MONDAY + 2 * DAY)["cells"]
-    assert len(cells) == 48 and cells[30] == {
-        "day": "2026-11-24",
-        "hour": 6,
-        "utilization_percent": 30.0,
-    }
+    assert q.llm_stats(MONDAY, MONDAY + 2 * DAY).totals.sessions == 48
+    cells = q.heatmap(0, MONDAY, MONDAY + 2 * DAY).cells
+    assert len(cells) == 48 and cells[30] == HeatmapCell(date(2026, 11, 24), 6, 30.0)
     q.close()

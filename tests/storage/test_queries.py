@@ -11,6 +11,7 @@ from gpm.model import Outcome, Workload
 from gpm.storage.db import open_database
 from gpm.storage.llm_stats import percentile
 from gpm.storage.queries import Queries
+from gpm.storage.results import Spread
 from gpm.storage.summaries import refresh_weekly_summaries
 
 from .helpers import DAY, HOUR, MONDAY, fill, process_event, sample, session
@@ -29,17 +30,17 @@ def test_chart_buckets_have_exact_min_avg_max(tmp_path: Path) -> None:
     )
     q = Queries(db, None)
     chart = q.chart(0, MONDAY, MONDAY + 100, points=10)
-    assert chart["bucket_seconds"] == 10.0
-    assert [p["timestamp"] for p in chart["points"]] == [MONDAY + 10 * b for b in range(10)]
-    third = chart["points"][3]
-    assert third["utilization_percent"] == {"min": 30.0, "avg": 34.5, "max": 39.0}
-    assert third["memory_percent"] == {"min": 30.0, "avg": 34.5, "max": 39.0}
-    assert third["memory_used_bytes"]["max"] == 39 * 80
-    stats = chart["stats"]["utilization_percent"]
-    assert (stats["min"], stats["avg"], stats["max"]) == (0.0, 49.5, 99.0)
-    assert stats["trend_percent"] == pytest.approx(100 * (94.5 - 84.5) / 84.5)
-    assert chart["stats"]["power_watts"]["trend_percent"] == 0.0
-    assert q.chart(5, MONDAY, MONDAY + 100)["points"] == []
+    assert chart.bucket_seconds == 10.0
+    assert [p.timestamp for p in chart.points] == [MONDAY + 10 * b for b in range(10)]
+    third = chart.points[3].metrics
+    assert third["utilization_percent"] == Spread(min=30.0, avg=34.5, max=39.0)
+    assert third["memory_percent"] == Spread(min=30.0, avg=34.5, max=39.0)
+    assert third["memory_used_bytes"].max == 39 * 80
+    stats = chart.stats["utilization_percent"]
+    assert (stats.min, stats.avg, stats.max) == (0.0, 49.5, 99.0)
+    assert stats.trend_percent == pytest.approx(100 * (94.5 - 84.5) / 84.5)
+    assert chart.stats["power_watts"].trend_percent == 0.0
+    assert q.chart(5, MONDAY, MONDAY + 100).points == ()
     q.close()
 
 
@@ -50,7 +51,7 @@ def test_queries_work_from_many_threads(tmp_path: Path) -> None:
     results: list[int] = []
 
     def work() -> None:
-        results.append(len(q.historical(MONDAY, MONDAY + 50, points=50)["gpus"][0]["points"]))
+        results.append(len(q.historical(MONDAY, MONDAY + 50, points=50).gpus[0].points))
 
     threads = [threading.Thread(target=work) for _ in range(8)]
     for t in threads:
@@ -76,14 +77,14 @@ def test_llm_stats_per_model(tmp_path: Path) -> None:
         ],
     )
     stats = Queries(db, None).llm_stats(MONDAY, MONDAY + DAY)
-    totals = stats["totals"]
-    assert totals["sessions"] == 11 and totals["errors"] == 1
-    assert totals["best_model"] == "fast" and totals["total_tokens"] == 1100
-    fast = stats["models"][0]
-    assert fast["model"] == "fast" and fast["tokens_per_second_p50"] == 55.0
-    assert fast["tokens_per_second_p95"] == pytest.approx(95.5)
-    assert sum(fast["tokens_per_second_histogram"]["counts"]) == 10
-    assert len(fast["tokens_per_second_histogram"]["edges"]) == 11
+    totals = stats.totals
+    assert totals.sessions == 11 and totals.errors == 1
+    assert totals.best_model == "fast" and totals.total_tokens == 1100
+    fast = stats.models[0]
+    assert fast.model == "fast" and fast.tokens_per_second_p50 == 55.0
+    assert fast.tokens_per_second_p95 == pytest.approx(95.5)
+    assert sum(fast.tokens_per_second_histogram.counts) == 10
+    assert len(fast.tokens_per_second_histogram.edges) == 11
     assert percentile([], 50) is None
 
 

@@ -85,16 +85,16 @@ def _assert_chart_matches(
     ref = _reference(samples, gpu_id, start, end, points)
     grid = Grid.of(start, end, points)
     assert grid.count <= points
-    assert chart["bucket_seconds"] == grid.width
+    assert chart.bucket_seconds == grid.width
     want_times = [grid.origin + b * grid.width for b in sorted(ref)]
-    assert [p["timestamp"] for p in chart["points"]] == want_times
-    for p in chart["points"]:
-        want = ref[round((p["timestamp"] - grid.origin) / grid.width)]
+    assert [p.timestamp for p in chart.points] == want_times
+    for p in chart.points:
+        want = ref[round((p.timestamp - grid.origin) / grid.width)]
         for m in METRICS:
             n, lo, total, hi = want[m]
-            got = p[m]
-            assert (got["min"], got["max"]) == (lo, hi), (m, p["timestamp"])
-            assert got["avg"] == (pytest.approx(total / n, rel=1e-12) if n else None)
+            got = p.metrics[m]
+            assert (got.min, got.max) == (lo, hi), (m, p.timestamp)
+            assert got.avg == (pytest.approx(total / n, rel=1e-12) if n else None)
 
 
 def _rollup_rows(path: Path, level: rollup.Level) -> list[tuple[Any, ...]]:
@@ -164,22 +164,22 @@ def test_heatmap_and_historical_through_the_rollup(tmp_path: Path) -> None:
     fill(db, samples=samples)
     q = Queries(db, None)
     start, end = MONDAY + 7.5, MONDAY + 4 * HOUR + 1234.5
-    cells = q.heatmap(1, start, end)["cells"]
+    cells = q.heatmap(1, start, end).cells
     hours: dict[int, list[float]] = {}
     for s in samples:
         if s.gpu_id == 1 and start <= s.timestamp < end and s.utilization_percent is not None:
             hours.setdefault(int(s.timestamp // HOUR), []).append(s.utilization_percent)
-    assert [(c["day"], c["hour"]) for c in cells] == [("2026-11-23", h % 24) for h in sorted(hours)]
+    assert [(str(c.day), c.hour) for c in cells] == [("2026-11-23", h % 24) for h in sorted(hours)]
     for c, h in zip(cells, sorted(hours), strict=True):
-        assert c["utilization_percent"] == pytest.approx(sum(hours[h]) / len(hours[h]))
+        assert c.utilization_percent == pytest.approx(sum(hours[h]) / len(hours[h]))
     hist = q.historical(start, end, points=50)
-    assert [g["gpu_id"] for g in hist["gpus"]] == list(GPUS)
+    assert [g.gpu_id for g in hist.gpus] == list(GPUS)
     ref = _reference(samples, 3, start, end, 50)
-    got = hist["gpus"][2]["points"]
+    got = hist.gpus[2].points
     assert len(got) == len(ref)
     for p, (_, per) in zip(got, sorted(ref.items()), strict=True):
         n, _, total, _ = per["power_watts"]
-        assert p["power_watts"] == (pytest.approx(total / n) if n else None)
+        assert p.averages["power_watts"] == (pytest.approx(total / n) if n else None)
     q.close()
 
 

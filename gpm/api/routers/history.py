@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -25,39 +24,24 @@ from gpm.api.deps import (
     page_cursor,
     time_range,
 )
-from gpm.timefmt import to_rfc3339
-from gpm.views import process_event_view
+from gpm.views import chart_view, heatmap_view, history_view, process_event_view
 
 HISTORY_POINTS = 2000  # /api/historical's default budget, shared by the GPUs
 
 router = APIRouter(tags=["history"])
 
 
-def _rounded(metric: str, value: float | None) -> float | None:
-    """Sensor precision, not float noise: bytes whole, the rest to 0.01 (the tail of a float is
-    what gzip cannot compress: it halves a chart on the wire)."""
-    if value is None:
-        return None
-    return round(value) if metric.endswith("_bytes") else round(value, 2)
-
-
-def _series_json(series: dict[str, Any], points: Iterator[dict[str, Any]]) -> Response:
-    """A chart or history answer, RFC3339 times, rounded values, serialized once.
+def _json(body: dict[str, Any]) -> Response:
+    """A chart or history answer, serialized once.
 
     These answers hold thousands of numbers: pydantic's validate-and-dump pass would cost more
     than the query, so they skip it. Their shape is still published (``response_model``) and
     checked against the schema by the schemathesis run in the tests.
     """
-    series["start"], series["end"] = to_rfc3339(series["start"]), to_rfc3339(series["end"])
-    for p in points:
-        for metric, value in p.items():
-            if isinstance(value, dict):  # chart: min/avg/max
-                p[metric] = {k: _rounded(metric, v) for k, v in value.items()}
-            elif metric != "timestamp":
-                p[metric] = _rounded(metric, value)
-        p["timestamp"] = to_rfc3339(p["timestamp"])
-    body = json.dumps(series, allow_nan=False, separators=(",", ":")).encode()
-    return Response(body, media_type="application/json")
+    return Response(
+        json.dumps(body, allow_nan=False, separators=(",", ":")).encode(),
+        media_type="application/json",
+    )
 
 
 @router.get("/api/historical", response_model=schemas.Historical, responses=BAD_PARAM_OR_GPU)
@@ -80,7 +64,7 @@ def historical(
         points = max(10, min(500, HISTORY_POINTS // max(gpus, 1)))
     now = ctx.clock()
     hist = ctx.queries.historical(now - hours * 3600, now, gpu_id=gpu_id, points=points)
-    return _series_json(hist, (p for g in hist["gpus"] for p in g["points"]))
+    return _json(history_view(hist))
 
 
 @router.get("/api/chart", response_model=schemas.Chart, responses=BAD_PARAM_OR_GPU)
@@ -93,14 +77,14 @@ def chart(
     known_gpu(ctx, gpu_id)
     now = ctx.clock()
     series = ctx.queries.chart(gpu_id, now - hours * 3600, now, points=points)
-    return _series_json(series, iter(series["points"]))
+    return _json(chart_view(series))
 
 
 @router.get("/api/heatmap", response_model=schemas.Heatmap, responses=BAD_PARAM_OR_GPU)
 def heatmap(ctx: Ctx, gpu_id: GpuId, days: Annotated[int, Query(ge=1, le=366)] = 7) -> Any:
     known_gpu(ctx, gpu_id)
     now = ctx.clock()
-    return ctx.queries.heatmap(gpu_id, now - days * DAY, now)
+    return heatmap_view(ctx.queries.heatmap(gpu_id, now - days * DAY, now))
 
 
 @router.get("/api/process-events", response_model=schemas.ProcessEvents, responses=BAD_PARAM_OR_GPU)

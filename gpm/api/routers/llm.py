@@ -17,7 +17,7 @@ from gpm.api.deps import (
     page_cursor,
     time_range,
 )
-from gpm.views import model_event_view, model_view, session_view
+from gpm.views import llm_stats_view, model_event_view, model_view, session_view
 
 router = APIRouter(tags=["llm"])
 
@@ -46,7 +46,7 @@ def llm_sessions(
 @router.get("/api/llm-stats", response_model=schemas.LlmStats, responses=BAD_PARAM)
 def llm_stats(ctx: Ctx, hours: Hours = 24.0) -> dict[str, Any]:
     now = ctx.clock()
-    return {"hours": hours, **ctx.queries.llm_stats(now - hours * 3600, now)}
+    return {"hours": hours, **llm_stats_view(ctx.queries.llm_stats(now - hours * 3600, now))}
 
 
 @router.get("/api/models", response_model=schemas.Models, responses=BAD_PARAM)
