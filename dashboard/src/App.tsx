@@ -4,6 +4,7 @@ import { AlertsPanel } from "./components/AlertsPanel";
 import { ChartsPanel, RangeButtons } from "./components/ChartsPanel";
 import { ConnectionBanner } from "./components/ConnectionBanner";
 import { GpuGauges } from "./components/GpuGauges";
+import { GpuTiles } from "./components/GpuTiles";
 import { type GpuSelection, Header } from "./components/Header";
 import { HeatmapPanel } from "./components/HeatmapPanel";
 import { LlmPanel } from "./components/LlmPanel";
@@ -61,6 +62,9 @@ export function App() {
       <ConnectionBanner state={connection} />
       {knownInfo?.message ? <p className="panel muted">{knownInfo.message}</p> : null}
       <main>
+        {(shown?.gpus.length ?? 0) > 1 ? (
+          <GpuTiles gpus={shown?.gpus ?? []} thresholds={thresholds} selection={selection} onSelect={setSelection} />
+        ) : null}
         <div className={`gauge-grid ${ids.length > 1 ? "side-by-side" : ""}`}>
           {shown === null ? <p className="panel muted">Waiting for the first reading…</p> : null}
           {shownGpus.map((gpu) => (

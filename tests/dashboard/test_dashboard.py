@@ -137,6 +137,21 @@ def test_gpu_and_range_pickers_change_the_charts(page: Page, gpm: GpmProcess) ->
     expect(page.get_by_test_id("trend-utilization").first).to_have_text(re.compile(r"^[▲▼─] "))
 
 
+def test_every_gpu_has_a_tile_and_a_click_selects_it(page: Page, gpm: GpmProcess) -> None:
+    realtime = get_json(gpm.api + "/api/realtime")
+    tiles = page.get_by_test_id("gpu-tile")
+    expect(tiles).to_have_count(len(realtime["gpus"]), timeout=15_000)
+    for gpu in realtime["gpus"]:
+        tile = page.locator(f"[data-testid=gpu-tile][data-gpu='{gpu['gpu_id']}']")
+        expect(tile.get_by_test_id("health-badge")).to_have_text(gpu["health"])
+    page.locator("[data-testid=gpu-tile][data-gpu='1']").click()
+    expect(page.get_by_test_id("charts")).to_have_attribute("data-gpu", "1", timeout=15_000)
+    expect(page.get_by_test_id("gpu-gauges")).to_have_attribute("data-gpu", "1")
+    expect(page.locator("[data-testid=gpu-tile][data-gpu='1']")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+
+
 def test_sessions_table_fills_from_proxy_traffic(page: Page, gpm: GpmProcess) -> None:
     rows = page.get_by_test_id("session-row")
     expect(rows.first).to_be_visible(timeout=30_000)
