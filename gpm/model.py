@@ -155,6 +155,18 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class GpuEvent:
+    """Something the driver reported about a GPU: an Xid error (``kind`` "xid", ``code`` its
+    number; what it means is in gpm.gpu.xid)."""
+
+    timestamp: float
+    gpu_id: int
+    gpu_uuid: str | None
+    kind: str
+    code: int
+
+
+@dataclass(frozen=True, slots=True)
 class ProcessEvent:
     """A process appearing on (``start``) or leaving (``end``) a GPU."""
 

@@ -152,7 +152,7 @@ def _bind_library(library_path: str | None) -> None:
         _bound_path = library_path
 
 
-def _start_nvml(library_path: str | None) -> None:
+def start_nvml(library_path: str | None) -> None:
     with _bind_lock:
         _bind_library(library_path)
         try:
@@ -161,7 +161,7 @@ def _start_nvml(library_path: str | None) -> None:
             raise NvmlUnavailable(_init_help(exc, library_path)) from None
 
 
-def _stop_nvml() -> None:
+def stop_nvml() -> None:
     # An error here means the driver is already gone: nothing is left to release.
     with _bind_lock, contextlib.suppress(nv.NVMLError):
         nv.nvmlShutdown()
@@ -275,7 +275,7 @@ class NvmlSource:
         self._reinit = False
         self._restart_after = float("-inf")
         self._closed = False
-        _start_nvml(self._library_path)
+        start_nvml(self._library_path)
         self._started = True
         self._enumerate()
 
@@ -305,7 +305,7 @@ class NvmlSource:
             self._closed = True
             if self._started:
                 self._started = False
-                _stop_nvml()
+                stop_nvml()
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -313,9 +313,9 @@ class NvmlSource:
         """Shut NVML down and start it again, then re-enumerate; GPUs still gone stay down."""
         if self._started:
             self._started = False
-            _stop_nvml()
+            stop_nvml()
         try:
-            _start_nvml(self._library_path)
+            start_nvml(self._library_path)
         except NvmlUnavailable as exc:
             self._message = str(exc)
             for dev in self._devices:

@@ -14,7 +14,7 @@ from pathlib import Path
 from gpm import catalog
 from gpm.storage import rollup
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 BUSY_TIMEOUT_MS = 5000
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -124,6 +124,20 @@ PROCESS_EVENTS = Table(
     timestamps=("ts", "process_started_at"),
 )
 
+GPU_EVENTS = Table(
+    name="gpu_events",
+    columns=(
+        ("ts", "REAL NOT NULL"),
+        ("gpu_id", "INTEGER NOT NULL"),
+        ("gpu_uuid", "TEXT"),
+        ("kind", "TEXT NOT NULL"),
+        ("code", "INTEGER NOT NULL"),
+    ),
+    time_column="ts",
+    key=("ts", "gpu_id", "kind", "code"),
+    timestamps=("ts",),
+)
+
 ALERTS = Table(
     name="alerts",
     columns=(
@@ -157,7 +171,7 @@ MODEL_EVENTS = Table(
 
 # Tables whose old rows retention archives and deletes.
 HISTORY_TABLES: dict[str, Table] = {
-    t.name: t for t in (GPU_METRICS, LLM_SESSIONS, PROCESS_EVENTS, ALERTS, MODEL_EVENTS)
+    t.name: t for t in (GPU_METRICS, LLM_SESSIONS, PROCESS_EVENTS, ALERTS, MODEL_EVENTS, GPU_EVENTS)
 }
 
 _OTHER_TABLES = (
@@ -199,6 +213,7 @@ _INDEXES = (
     "CREATE INDEX IF NOT EXISTS process_events_ts ON process_events (ts)",
     "CREATE INDEX IF NOT EXISTS alerts_ts ON alerts (ts)",
     "CREATE INDEX IF NOT EXISTS model_events_ts ON model_events (ts)",
+    "CREATE INDEX IF NOT EXISTS gpu_events_ts ON gpu_events (ts)",
     "CREATE INDEX IF NOT EXISTS weekly_summaries_week ON weekly_summaries (week_start)",
 )
 
@@ -238,8 +253,9 @@ def _migrate(conn: sqlite3.Connection) -> None:
 
     Version 1 lacked some GPU and session columns, model events, the latest-poll tables and the
     archived weekly figures; version 2 lacked the per-minute rollup, which is built from the raw
-    rows here; version 3 lacked the sessions' token source and chunk-gap percentiles. Creating
-    what is missing and adding absent columns covers every step.
+    rows here; version 3 lacked the sessions' token source and chunk-gap percentiles; version 4
+    lacked the GPU events (Xid) table. Creating what is missing and adding absent columns covers
+    every step.
     """
     had_rollup = conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (rollup.TABLES[0],)

@@ -16,10 +16,11 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from gpm.model import Alert, GpuSample, LlmSession, ModelEvent, ProcessEvent, Snapshot
+from gpm.model import Alert, GpuEvent, GpuSample, LlmSession, ModelEvent, ProcessEvent, Snapshot
 from gpm.storage import rollup
 from gpm.storage.db import (
     ALERTS,
+    GPU_EVENTS,
     GPU_METRICS,
     GPU_NUMERIC_COLUMNS,
     HISTORY_TABLES,
@@ -261,6 +262,10 @@ class Writer:
 
     def add_model_events(self, events: Sequence[ModelEvent]) -> None:
         self._enqueue([(MODEL_EVENTS.name, model_event_row(e)) for e in events])
+
+    def add_gpu_event(self, e: GpuEvent) -> None:
+        row = tuple(e.timestamp if n == "ts" else getattr(e, n) for n in GPU_EVENTS.column_names)
+        self._enqueue([(GPU_EVENTS.name, row)])
 
     def _enqueue(self, items: Sequence[tuple[str, Row]]) -> None:
         with self._cond:

@@ -21,9 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #define MAX_GPUS 64
 #define MAX_PROCS 64
+#define MAX_XIDS 64
 #define NAME_LEN 96
 
 /* Per-GPU readings that can be failed individually; the scenario names them in lower case. */
@@ -32,7 +34,7 @@ enum field {
     F_CLOCK_GRAPHICS, F_CLOCK_SM, F_CLOCK_MEMORY, F_PSTATE, F_ENCODER, F_DECODER, F_PCIE_TX,
     F_PCIE_RX, F_THROTTLE, F_ENERGY, F_ECC_MODE, F_ECC_CORRECTED, F_ECC_UNCORRECTED,
     F_COMPUTE_PROCESSES, F_GRAPHICS_PROCESSES, F_PROCESS_UTILIZATION, F_MEMORY_TEMPERATURE,
-    F_REMAPPED_ROWS, F_RETIRED_PAGES, F_ECC_AGGREGATE, F_NVLINK, F_PCIE_REPLAY, F_COUNT
+    F_REMAPPED_ROWS, F_RETIRED_PAGES, F_ECC_AGGREGATE, F_NVLINK, F_PCIE_REPLAY, F_EVENTS, F_COUNT
 };
 
 static const char *const field_names[F_COUNT] = {
@@ -40,7 +42,7 @@ static const char *const field_names[F_COUNT] = {
     "clock_graphics", "clock_sm", "clock_memory", "pstate", "encoder", "decoder", "pcie_tx",
     "pcie_rx", "throttle", "energy", "ecc_mode", "ecc_corrected", "ecc_uncorrected",
     "compute_processes", "graphics_processes", "process_utilization", "memory_temperature",
-    "remapped_rows", "retired_pages", "ecc_aggregate", "nvlink", "pcie_replay",
+    "remapped_rows", "retired_pages", "ecc_aggregate", "nvlink", "pcie_replay", "events",
 };
 
 /* Numeric values, in the same order as the fields above where they have one. */
@@ -98,6 +100,8 @@ struct gpu {
     unsigned int n_graphics;
     struct util_sample util[MAX_PROCS];
     unsigned int n_util;
+    unsigned long long xids[MAX_XIDS]; /* Xid events, in the order they happen */
+    unsigned int n_xids;
 };
 
 /* The device handle NVML hands out is a pointer to one of these. */
@@ -228,6 +232,11 @@ static int parse_gpu_line(struct scenario *s, char *rest) {
         if (strcmp(used, "na") != 0 && parse_u64(used, &u)) return -1;
         list[*n].pid = (unsigned int)p;
         list[(*n)++].used = u;
+        return 0;
+    }
+    if (strcmp(key, "xid") == 0) {
+        if (g->n_xids >= MAX_XIDS || parse_u64(arg, &g->xids[g->n_xids])) return -1;
+        g->n_xids++;
         return 0;
     }
     if (strcmp(key, "sm_util") == 0) {
@@ -764,6 +773,91 @@ nvmlReturn_t nvmlDeviceGetNvLinkErrorCounter(nvmlDevice_t device, unsigned int l
     nvmlReturn_t r = nvlink(g, link, &active);
     if (r == NVML_SUCCESS) r = read_value(g, v, value);
     return done(r);
+}
+#endif
+
+/* ---- events: Xid errors the scenario lists, each delivered once, in order ------------------ */
+
+struct nvmlEventSet_st {
+    unsigned long long registered[MAX_GPUS]; /* event types per GPU */
+};
+static struct nvmlEventSet_st event_set;
+/* Per GPU, how many of the scenario's Xids the set has seen: events from before the set was
+ * created are not delivered (as with NVML), later ones once each, across scenario reloads. */
+static unsigned int xids_delivered[MAX_GPUS];
+
+#ifndef OMIT_nvmlEventSetCreate
+nvmlReturn_t nvmlEventSetCreate(nvmlEventSet_t *set) {
+    if (!set) return NVML_ERROR_INVALID_ARGUMENT;
+    pthread_mutex_lock(&lock);
+    count_call("nvmlEventSetCreate");
+    if (!initialised) return done(NVML_ERROR_UNINITIALIZED);
+    refresh();
+    memset(&event_set, 0, sizeof event_set);
+    for (unsigned int i = 0; i < MAX_GPUS; i++) xids_delivered[i] = current.gpus[i].n_xids;
+    *set = &event_set;
+    return done(NVML_SUCCESS);
+}
+#endif
+
+#ifndef OMIT_nvmlDeviceGetSupportedEventTypes
+nvmlReturn_t nvmlDeviceGetSupportedEventTypes(nvmlDevice_t device, unsigned long long *types) {
+    if (!types) return NVML_ERROR_INVALID_ARGUMENT;
+    DEVICE_CALL("nvmlDeviceGetSupportedEventTypes", device);
+    if (g->fail[F_EVENTS] != NVML_SUCCESS) return done(g->fail[F_EVENTS]);
+    *types = nvmlEventTypeXidCriticalError;
+    return done(NVML_SUCCESS);
+}
+#endif
+
+#ifndef OMIT_nvmlDeviceRegisterEvents
+nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t device, unsigned long long types,
+                                      nvmlEventSet_t set) {
+    if (!set) return NVML_ERROR_INVALID_ARGUMENT;
+    DEVICE_CALL("nvmlDeviceRegisterEvents", device);
+    if (g->fail[F_EVENTS] != NVML_SUCCESS) return done(g->fail[F_EVENTS]);
+    if (types & ~(unsigned long long)nvmlEventTypeXidCriticalError)
+        return done(NVML_ERROR_NOT_SUPPORTED);
+    set->registered[device->index] |= types;
+    return done(NVML_SUCCESS);
+}
+#endif
+
+#ifndef OMIT_nvmlEventSetWait_v2
+nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t *data, unsigned int timeoutms) {
+    if (!set || !data) return NVML_ERROR_INVALID_ARGUMENT;
+    for (unsigned int waited = 0;; waited += 5) {
+        pthread_mutex_lock(&lock);
+        count_call("nvmlEventSetWait_v2");
+        if (!initialised) return done(NVML_ERROR_UNINITIALIZED);
+        refresh();
+        for (unsigned int i = 0; i < current.count; i++) {
+            struct gpu *g = &current.gpus[i];
+            if (!(set->registered[i] & nvmlEventTypeXidCriticalError)) continue;
+            if (xids_delivered[i] >= g->n_xids) continue;
+            devices[i].index = i;
+            data->device = &devices[i];
+            data->eventType = nvmlEventTypeXidCriticalError;
+            data->eventData = g->xids[xids_delivered[i]++];
+            data->gpuInstanceId = 0xFFFFFFFFu;
+            data->computeInstanceId = 0xFFFFFFFFu;
+            return done(NVML_SUCCESS);
+        }
+        pthread_mutex_unlock(&lock);
+        if (waited >= timeoutms) return NVML_ERROR_TIMEOUT;
+        struct timespec pause = {0, 5 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+}
+#endif
+
+#ifndef OMIT_nvmlEventSetFree
+nvmlReturn_t nvmlEventSetFree(nvmlEventSet_t set) {
+    if (!set) return NVML_ERROR_INVALID_ARGUMENT;
+    pthread_mutex_lock(&lock);
+    count_call("nvmlEventSetFree");
+    memset(set, 0, sizeof *set);
+    return done(NVML_SUCCESS);
 }
 #endif
 

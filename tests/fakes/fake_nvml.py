@@ -41,6 +41,7 @@ rename, with a strictly increasing mtime)::
     gpu <i> compute <pid> <bytes|na>    a compute process (``na``: memory not available)
     gpu <i> graphics <pid> <bytes|na>   a graphics process
     gpu <i> sm_util <pid> <percent>     a process utilization sample
+    gpu <i> xid <code>              an Xid event, delivered once to an event set created before it
 
 A value never given reads as NOT_SUPPORTED; ``Scenario.set_gpu`` fills every value from
 ``DEFAULTS`` the first time it sees a GPU. ERROR is an NVML error name without the
@@ -138,6 +139,7 @@ FIELDS = (
     "ecc_aggregate",
     "nvlink",
     "pcie_replay",
+    "events",
 )
 ERRORS = (
     "OK",
@@ -314,6 +316,7 @@ class Scenario:
         self._fails: dict[int, dict[str, str]] = {}
         self._procs: dict[int, tuple[list[tuple[int, int | None]], ...]] = {}
         self._sm: dict[int, dict[int, int]] = {}
+        self._xids: dict[int, list[int]] = {}
         self._last_mtime_ns = 0
 
     def set_gpu(self, index: int, **values: int | str) -> Scenario:
@@ -338,6 +341,12 @@ class Scenario:
     def set_process_utilization(self, index: int, sm_percent: dict[int, int]) -> Scenario:
         self._gpu(index)
         self._sm[index] = dict(sm_percent)
+        return self
+
+    def add_xid(self, index: int, code: int) -> Scenario:
+        """An Xid event on GPU ``index``, delivered once to an event set waiting on the GPU."""
+        self._gpu(index)
+        self._xids.setdefault(index, []).append(code)
         return self
 
     def lose_gpu(self, index: int, error: str = "GPU_IS_LOST") -> Scenario:
@@ -381,6 +390,7 @@ class Scenario:
             for kind, procs in (("compute", compute), ("graphics", graphics)):
                 lines += [f"gpu {i} {kind} {pid} {'na' if b is None else b}" for pid, b in procs]
             lines += [f"gpu {i} sm_util {pid} {sm}" for pid, sm in self._sm.get(i, {}).items()]
+            lines += [f"gpu {i} xid {code}" for code in self._xids.get(i, [])]
         return "\n".join(lines) + "\n"
 
     def write(self) -> Path:
