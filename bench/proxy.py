@@ -161,7 +161,7 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "backend":
         asyncio.run(_backend())
     elif len(sys.argv) > 2 and sys.argv[1] == "proxy":
-        from gpm.service import event_loop_factory
+        from gpm.runners import event_loop_factory
 
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:  # as `gpm run` does
             runner.run(_proxy(sys.argv[2]))

@@ -140,7 +140,7 @@ def server_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def run() -> int:
-        from gpm.service import run_server
+        from gpm.runners import run_server
 
         return run_server(_load(args))
 
@@ -167,7 +167,7 @@ def _guarded(fn: Callable[[], int]) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from gpm.service import run_service
+    from gpm.runners import run_service
 
     return run_service(_load(args), demo=args.demo)
 

@@ -14,7 +14,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from gpm.model import GpuSample, Snapshot
+from gpm.gpu.xid import describe as describe_xid
+from gpm.model import GpuEvent, GpuSample, Snapshot
 
 
 class Verdict(StrEnum):
@@ -34,6 +35,7 @@ SLOWDOWN_REASONS = frozenset(
 SLOWDOWN_SECONDS = 300.0  # held this long, a slowdown is a degraded GPU, not a moment of heat
 STORM_ERRORS = 100  # corrected ECC errors ...
 STORM_SECONDS = 600.0  # ... within this window
+XID_HOLD_SECONDS = 3600.0  # an Xid that marks a GPU failed or degraded holds for this long
 
 
 @dataclass
@@ -49,6 +51,17 @@ class HealthWatch:
 
     def __init__(self) -> None:
         self._watches: dict[int, _Watch] = {}
+        self._xids: dict[int, GpuEvent] = {}  # per GPU, the latest Xid with a verdict
+
+    def note(self, e: GpuEvent) -> None:
+        """An Xid error: a fatal one marks its GPU failed, a serious one degraded, for
+        XID_HOLD_SECONDS (or until a worse one); an application's fault changes nothing."""
+        new = describe_xid(e.code).health
+        if new is None:
+            return
+        held = self._xids.get(e.gpu_id)
+        if held is None or new == "failed" or describe_xid(held.code).health != "failed":
+            self._xids[e.gpu_id] = e
 
     def assess(self, snapshot: Snapshot) -> Snapshot:
         gpus = tuple(self._assess(g, snapshot.timestamp) for g in snapshot.gpus)
@@ -58,6 +71,11 @@ class HealthWatch:
         watch = self._watches.setdefault(g.gpu_id, _Watch())
         failed: list[str] = []
         degraded: list[str] = []
+        xid = self._xids.get(g.gpu_id)
+        if xid is not None and now - xid.timestamp < XID_HOLD_SECONDS:
+            entry = describe_xid(xid.code)
+            said = f"Xid {xid.code} ({entry.meaning}): {entry.action}"
+            (failed if entry.health == "failed" else degraded).append(said)
         if not g.up:
             failed.append(f"GPU cannot be read: {g.error or 'lost'}")
         else:

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import signal
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -21,18 +20,25 @@ from typing import Any
 
 import uvicorn
 
-from gpm.alerts.engine import AlertEngine
+from gpm.alerts.engine import AlertEngine, gpu_label
 from gpm.api.app import ApiContext, create_app
 from gpm.api.stream import Broadcaster
 from gpm.classify import read_and_classify
 from gpm.classify.tracker import ProcessTracker
-from gpm.config import Config, LoadedConfig
+from gpm.config import Config
 from gpm.errors import UserError
 from gpm.gpu import open_gpu_source
 from gpm.gpu.base import GpuSource
 from gpm.health import HealthWatch
-from gpm.lock import AlreadyRunning, DataDirLock
-from gpm.model import Alert, LlmSession, LoadedModel, ModelEvent, ProcessEvent, Snapshot
+from gpm.model import (
+    Alert,
+    GpuEvent,
+    LlmSession,
+    LoadedModel,
+    ModelEvent,
+    ProcessEvent,
+    Snapshot,
+)
 from gpm.net import bind_sockets
 from gpm.state import LiveState
 from gpm.storage.db import DatabaseError
@@ -94,6 +100,10 @@ class Service:
         self.health = HealthWatch()
         self.alerts = AlertEngine(cfg.alerts)
         self._session_sinks: list[Callable[[LlmSession], None]] = [self.writer.add_session]
+        self._gpu_event_sinks: list[Callable[[GpuEvent], None]] = [
+            self.writer.add_gpu_event,
+            self.health.note,
+        ]
         try:
             if self.demo:
                 await asyncio.to_thread(self._backfill_demo_history)
@@ -130,6 +140,8 @@ class Service:
     async def _start_parts(self) -> None:
         cfg = self.config
         await self._start_alerts()
+        if self.source.name == "nvml":
+            self._start_part("Xid event watch", self._start_xid_watch)
         if cfg.telemetry.enable_prometheus:
             self._start_part("Prometheus /metrics", self._start_prometheus)
         if cfg.telemetry.enable_opentelemetry:  # the SDK import is slow: off the loop
@@ -153,6 +165,36 @@ class Service:
         await self.notifier.start()
         self._stoppers.append(self.notifier.stop)
 
+    def _start_xid_watch(self) -> None:
+        from gpm.gpu.events import XidWatcher
+
+        loop = asyncio.get_running_loop()
+
+        def on_event(e: GpuEvent) -> None:  # the watcher's thread: hand over to the loop
+            loop.call_soon_threadsafe(self._on_gpu_event, e)
+
+        watcher = XidWatcher(
+            self.config.gpu.nvml_library,
+            on_event,
+            clock=self.clock,
+            logger=logging.getLogger("gpm.gpu"),
+        )
+        watcher.start()
+        self._stoppers.append(watcher.stop)
+
+    def _on_gpu_event(self, e: GpuEvent) -> None:
+        """An Xid error: stored, counted, judged, and alerted on at once (on the event loop)."""
+        for sink in self._gpu_event_sinks:
+            try:
+                sink(e)
+            except Exception:
+                log.exception("recording Xid %d on GPU %d failed", e.code, e.gpu_id)
+        snap = self.state.snapshot
+        named = {g.gpu_id: g for g in snap.gpus} if snap else {}
+        gpu = named.get(e.gpu_id)
+        label = gpu_label(gpu) if gpu else f"GPU {e.gpu_id}"
+        self._handle_alerts(self.alerts.gpu_event(e, label, self.clock()))
+
     def _start_prometheus(self) -> None:
         from gpm.telemetry.prometheus import MetricsExporter
 
@@ -166,6 +208,7 @@ class Service:
         exporter.start()
         self._stoppers.append(exporter.stop)
         self._session_sinks.append(exporter.observe_session)
+        self._gpu_event_sinks.append(exporter.observe_gpu_event)
         log.info("Prometheus metrics at http://%s:%d/metrics", t.metrics_host, exporter.port)
 
     def _start_otlp(self) -> None:
@@ -240,7 +283,7 @@ class Service:
             simulated=self.source.name == "simulated",
             clock=self.clock,
         )
-        server = _serve_api(create_app(ctx), socks)
+        server = serve_api(create_app(ctx), socks)
         self._tasks.append(asyncio.create_task(server.serve(sockets=socks), name="api"))
         self._stoppers.append(lambda: setattr(server, "should_exit", True))
         log.info(
@@ -382,7 +425,7 @@ class Service:
             self.writer.add_model_events(events)
 
 
-def _serve_api(app: Any, socks: list[socket.socket]) -> _ApiServer:
+def serve_api(app: Any, socks: list[socket.socket]) -> _ApiServer:
     config = uvicorn.Config(
         app,
         log_level="warning",
@@ -392,90 +435,3 @@ def _serve_api(app: Any, socks: list[socket.socket]) -> _ApiServer:
         proxy_headers=False,
     )
     return _ApiServer(config)
-
-
-def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop where it is installed (Linux, macOS), else asyncio's own loop.
-
-    On loopback it roughly halves what the LLM proxy adds to time to first token (bench/proxy.py).
-    """
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
-
-
-def _run(main: Callable[[asyncio.Event], Any]) -> int:
-    """Run ``main(stop)`` with SIGTERM/SIGINT setting ``stop``; 0 on a clean stop."""
-
-    async def runner() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await main(stop)
-
-    with asyncio.Runner(loop_factory=event_loop_factory()) as loop_runner:
-        loop_runner.run(runner())
-    return 0
-
-
-def run_service(loaded: LoadedConfig, *, demo: bool = False) -> int:
-    """``gpm run``."""
-    cfg = loaded.config
-    lock = DataDirLock(cfg.service.data_dir)
-    try:
-        lock.acquire()
-    except AlreadyRunning as exc:
-        raise StartupError(str(exc)) from None
-    except OSError as exc:
-        raise StartupError(f"cannot use data directory {cfg.service.data_dir}: {exc}") from None
-    try:
-        return _run(Service(cfg, demo=demo).run)
-    finally:
-        lock.release()
-
-
-def run_server(loaded: LoadedConfig) -> int:
-    """``gpm-server``: the API and dashboard over a database another gpm writes."""
-    cfg = loaded.config
-    if not cfg.database_path.exists():
-        raise StartupError(
-            f"no database at {cfg.database_path}: start `gpm run` first, or point "
-            "service.data_dir at its data directory"
-        )
-
-    async def main(stop: asyncio.Event) -> None:
-        queries = Queries(cfg.database_path, cfg.storage.archive_dir)
-        hub = Broadcaster()
-        a = cfg.api
-        socks = bind_sockets(a.host, [a.port, a.dashboard_port], "API")
-        server = _serve_api(create_app(ApiContext(config=cfg, queries=queries, hub=hub)), socks)
-        task = asyncio.create_task(server.serve(sockets=socks))
-        log.info(
-            "gpm-server: dashboard at http://%s:%d/ reading %s", a.host, a.port, cfg.database_path
-        )
-        failing = False  # warn once per outage, not once per poll
-        while not stop.is_set():  # follow the writer: publish each new poll to the stream
-            try:
-                snap = await asyncio.to_thread(queries.latest_snapshot)
-            except Exception as exc:
-                if not failing:
-                    log.warning("reading the latest snapshot failed (retrying): %s", exc)
-                failing, snap = True, None
-            else:
-                if failing:
-                    log.info("reading the latest snapshot works again")
-                failing = False
-            if snap is not None and snap.timestamp != hub.latest_timestamp:
-                hub.publish(snap)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=cfg.service.poll_interval_secs)
-        server.should_exit = True
-        await asyncio.wait([task], timeout=SHUTDOWN_TIMEOUT)
-
-    try:
-        return _run(main)
-    except OSError as exc:
-        raise StartupError(str(exc)) from None

@@ -13,8 +13,10 @@ from enum import Enum
 from typing import Any
 
 from gpm.catalog import READINGS
+from gpm.gpu.xid import describe as describe_xid
 from gpm.model import (
     Alert,
+    GpuEvent,
     GpuProcess,
     GpuSample,
     LlmSession,
@@ -115,6 +117,17 @@ def session_view(s: LlmSession) -> dict[str, Any]:
     out["cold_start"] = s.cold_start
     out["ttft_other_ms"] = s.ttft_other_ms
     return out
+
+
+def gpu_event_view(e: GpuEvent) -> dict[str, Any]:
+    """One ``/api/gpu-events`` item: the event, and what its code means (gpm.gpu.xid)."""
+    xid = describe_xid(e.code)
+    return {
+        **_plain(e, ("timestamp",)),
+        "meaning": xid.meaning,
+        "action": xid.action,
+        "health": xid.health,
+    }
 
 
 def process_event_view(e: ProcessEvent) -> dict[str, Any]:

@@ -103,3 +103,20 @@ def test_the_verdict_is_on_metrics_as_a_state_set() -> None:
         for s in family.samples
     }
     assert states == {"ok": 0.0, "degraded": 1.0, "failed": 0.0}
+
+
+def test_an_xid_holds_its_verdict_for_a_while() -> None:
+    from gpm.health import XID_HOLD_SECONDS
+    from gpm.model import GpuEvent
+
+    watch = HealthWatch()
+    watch.note(GpuEvent(100.0, 0, None, "xid", 13))  # the application's fault
+    assert judge(watch, 101.0).health == "ok"
+    watch.note(GpuEvent(100.0, 0, None, "xid", 94))
+    assert judge(watch, 101.0).health == "degraded"
+    watch.note(GpuEvent(200.0, 0, None, "xid", 48))
+    g = judge(watch, 201.0)
+    assert g.health == "failed" and g.health_reasons[0].startswith("Xid 48 (double-bit ECC")
+    watch.note(GpuEvent(300.0, 0, None, "xid", 94))  # a lesser one does not hide the failure
+    assert judge(watch, 301.0).health == "failed"
+    assert judge(watch, 200.0 + XID_HOLD_SECONDS).health == "ok"

@@ -56,6 +56,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/gpu-events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Gpu Events
+         * @description Xid errors the driver reported, newest first, with what each means and what to do.
+         */
+        get: operations["gpu_events_api_gpu_events_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/heatmap": {
         parameters: {
             query?: never;
@@ -331,6 +351,47 @@ export interface components {
         Error: {
             /** Detail */
             detail: string;
+        };
+        /** GpuEventItem */
+        GpuEventItem: {
+            /**
+             * Action
+             * @description what to do about it
+             */
+            action: string;
+            /** Code */
+            code: number;
+            /** Gpu Id */
+            gpu_id: number;
+            /** Gpu Uuid */
+            gpu_uuid: string | null;
+            /**
+             * Health
+             * @description what it says of the GPU; null for an application's fault
+             */
+            health: ("degraded" | "failed") | null;
+            /**
+             * Kind
+             * @constant
+             */
+            kind: "xid";
+            /**
+             * Meaning
+             * @description what the code means (NVIDIA's Xid catalog)
+             */
+            meaning: string;
+            /** Timestamp */
+            timestamp: string | null;
+        };
+        /** GpuEvents */
+        GpuEvents: {
+            /** Events */
+            events: components["schemas"]["GpuEventItem"][];
+            /**
+             * Next
+             * @description pass as `cursor` for the next page; null on the last
+             */
+            next: string | null;
         };
         /** GpuHistory */
         GpuHistory: {
@@ -1178,6 +1239,62 @@ export interface operations {
                     "application/json": unknown;
                     "application/vnd.apache.parquet": unknown;
                     "text/csv": unknown;
+                };
+            };
+            /** @description a parameter is invalid; `detail` names it and says why */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the history database cannot be read right now */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    gpu_events_api_gpu_events_get: {
+        parameters: {
+            query?: {
+                /** @description RFC3339, e.g. 2026-11-27T10:00:00Z */
+                start_date?: string | null;
+                /** @description RFC3339, e.g. 2026-11-27T10:00:00Z */
+                end_date?: string | null;
+                gpu_id?: number | null;
+                limit?: number;
+                /** @description the `next` of the previous page: continue after it */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GpuEvents"];
+                };
+            };
+            /** @description no GPU with that gpu_id; `detail` says so */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description a parameter is invalid; `detail` names it and says why */

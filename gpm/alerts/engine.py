@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 from gpm.config import AlertsConfig
-from gpm.model import Alert, GpuSample, Snapshot
+from gpm.gpu.xid import describe as describe_xid
+from gpm.model import Alert, GpuEvent, GpuSample, Snapshot
 from gpm.state import Health
 
 THERMAL_THROTTLE_REASONS = ("sw_thermal_slowdown", "hw_thermal_slowdown")
@@ -99,6 +100,7 @@ class AlertEngine:
         self._tracks: dict[Key, _Track] = {}
         self._ecc_last: dict[int, float] = {}  # last uncorrected count seen, per GPU
         self._ecc_increase_at: dict[int, float] = {}
+        self._xid_at: dict[int, float] = {}  # when each GPU last reported an Xid error
 
     @property
     def active(self) -> tuple[Alert, ...]:
@@ -115,6 +117,7 @@ class AlertEngine:
                 for key, reading in self._gpu_readings(gpu):
                     events.extend(self._step(key, reading, now))
                 events.extend(self._ecc(gpu, now))
+                events.extend(self._xid_quiet(gpu, now))
             events.extend(self._forget_missing(present, now))
         events.extend(self._step(("poll_stalled", None, ""), self._stall_reading(health, now), now))
         return events
@@ -279,6 +282,45 @@ class AlertEngine:
                 f"{_num(self._ecc_quiet_secs / 60)} min (total {count})",
                 gpu_id=gid,
                 value=float(count),
+            )
+        ]
+
+    def gpu_event(self, e: GpuEvent, label: str, now: float) -> list[Alert]:
+        """An Xid error fires at once, saying what the code means and what to do; more Xids on
+        the same GPU keep it firing, and it resolves after ``ecc_quiet_secs`` without one."""
+        xid = describe_xid(e.code)
+        self._xid_at[e.gpu_id] = now
+        track = self._tracks.setdefault(("xid", e.gpu_id, ""), _Track())
+        if track.firing is not None:
+            return []
+        track.firing = Alert(
+            timestamp=now,
+            rule="xid",
+            state="firing",
+            severity="critical" if xid.health == "failed" else "warning",
+            message=f"{label}: Xid {e.code}, {xid.meaning}: {xid.action}",
+            gpu_id=e.gpu_id,
+            value=float(e.code),
+        )
+        return [track.firing]
+
+    def _xid_quiet(self, gpu: GpuSample, now: float) -> list[Alert]:
+        track = self._tracks.get(("xid", gpu.gpu_id, ""))
+        last = self._xid_at.get(gpu.gpu_id)
+        if track is None or track.firing is None or last is None:
+            return []
+        if now - last < self._ecc_quiet_secs:
+            return []
+        severity, track.firing = track.firing.severity, None
+        minutes = _num(self._ecc_quiet_secs / 60)
+        return [
+            Alert(
+                timestamp=now,
+                rule="xid",
+                state="resolved",
+                severity=severity,
+                message=f"{gpu_label(gpu)}: no Xid errors for {minutes} min",
+                gpu_id=gpu.gpu_id,
             )
         ]
 

@@ -330,6 +330,24 @@ class ProcessEvents(_Model):
     next: str | None = Field(description="pass as `cursor` for the next page; null on the last")
 
 
+class GpuEventItem(_Model):
+    timestamp: str | None
+    gpu_id: int
+    gpu_uuid: str | None
+    kind: Literal["xid"]
+    code: int
+    meaning: str = Field(description="what the code means (NVIDIA's Xid catalog)")
+    action: str = Field(description="what to do about it")
+    health: Literal["degraded", "failed"] | None = Field(
+        description="what it says of the GPU; null for an application's fault"
+    )
+
+
+class GpuEvents(_Model):
+    events: list[GpuEventItem]
+    next: str | None = Field(description="pass as `cursor` for the next page; null on the last")
+
+
 class GpuWeek(_Model):
     week: str
     gpu_id: int | None

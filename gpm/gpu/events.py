@@ -98,6 +98,8 @@ class XidWatcher:
         if self.unwatched:
             said = "; ".join(f"GPU {i}: {why}" for i, why in sorted(self.unwatched.items()))
             self._log.info("Xid events are not watched on some GPUs (%s)", said)
+        if self.watched:
+            self._log.info("Xid events watched on GPU %s", ", ".join(map(str, self.watched)))
         return gpus
 
     def _wait(self, event_set: Any, gpus: dict[int | None, tuple[int, str | None]]) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from gpm.model import (
     Alert,
     Classification,
+    GpuEvent,
     GpuProcess,
     GpuSample,
     LlmSession,
@@ -242,6 +243,23 @@ class Queries(SeriesQueries):
         equals = {} if gpu_id is None else {"gpu_id": gpu_id}
         page = self._page("process_events", start, end, equals, limit, cursor)
         return [_process_event(r) for r in page.rows], page.next
+
+    def gpu_events(
+        self,
+        start: float,
+        end: float,
+        *,
+        gpu_id: int | None = None,
+        limit: int = 500,
+        cursor: Cursor | None = None,
+    ) -> tuple[list[GpuEvent], Cursor | None]:
+        """Xid errors, one page newest first, and the cursor of the next page or None."""
+        equals = {} if gpu_id is None else {"gpu_id": gpu_id}
+        page = self._page("gpu_events", start, end, equals, limit, cursor)
+        events = [
+            GpuEvent(r["ts"], r["gpu_id"], r["gpu_uuid"], r["kind"], r["code"]) for r in page.rows
+        ]
+        return events, page.next
 
     def alerts(self, start: float, end: float, limit: int = 500) -> list[Alert]:
         return [

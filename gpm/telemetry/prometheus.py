@@ -26,7 +26,7 @@ from prometheus_client.registry import Collector
 from gpm import catalog
 from gpm.catalog import PromFamily
 from gpm.health import VERDICTS
-from gpm.model import GpuSample, LlmSession, Outcome
+from gpm.model import GpuEvent, GpuSample, LlmSession, Outcome
 from gpm.state import LiveState
 from gpm.telemetry import CHUNK_GAP_SECONDS_BUCKETS, PERFORMANCE_KINDS, ModelLabels
 from gpm.telemetry.exposition import (
@@ -331,17 +331,29 @@ class MetricsExporter:
             ("model", "outcome"),
             "counter",
         )
+        self._xids = Tally(
+            "gpm_gpu_xid_errors",
+            "Xid errors the driver reported since GPM started, by GPU and Xid code.",
+            ("gpu_id", "xid"),
+            "counter",
+        )
         self._plain: tuple[Collector, ...] = (
             ProcessCollector(registry=None),
             PlatformCollector(registry=None),
             StateCollector(state),
             self._session_count,
             self._sessions,
+            self._xids,
         )
         self._label_text = LabelText()
         self.registry = CollectorRegistry()
         for collector in (*self._plain, *self._histograms):
             self.registry.register(collector)
+
+    def observe_gpu_event(self, e: GpuEvent) -> None:
+        """Count an Xid error (from any thread)."""
+        if e.kind == "xid":
+            self._xids.inc((str(e.gpu_id), str(e.code)))
 
     def observe_session(self, s: LlmSession) -> None:
         """Count a finished session; completed inference also feeds the histograms."""

@@ -237,3 +237,24 @@ def test_memory_health_fires_at_once_and_clears_after_the_reset() -> None:
     assert poll(4.0, remap_pending=0, remap_failed=0) == [
         "resolved warning GPU 0 (A100) memory: no remap or page retirement waiting"
     ]
+
+
+def test_an_xid_fires_at_once_says_what_to_do_and_resolves_when_quiet() -> None:
+    from gpm.model import GpuEvent
+
+    engine = AlertEngine(CFG, ecc_quiet_secs=60.0)
+    fired = engine.gpu_event(GpuEvent(0.0, 0, None, "xid", 79), "GPU 0 (H100)", 0.0)
+    assert [(a.rule, a.state, a.severity) for a in fired] == [("xid", "firing", "critical")]
+    assert fired[0].message == (
+        "GPU 0 (H100): Xid 79, GPU has fallen off the bus: reboot; check power and the PCIe slot"
+    )
+    assert engine.gpu_event(GpuEvent(5.0, 0, None, "xid", 79), "GPU 0 (H100)", 5.0) == []
+    gpu = GpuSample(gpu_id=0, timestamp=30.0, name="H100")
+    health = Health(started_at=0.0, last_poll_at=30.0)
+    assert [a for a in engine.evaluate(Snapshot(30.0, "nvml", (gpu,)), health, 30.0)
+            if a.rule == "xid"] == []  # fmt: skip
+    quiet = [a for a in engine.evaluate(Snapshot(70.0, "nvml", (gpu,)), health, 70.0)
+             if a.rule == "xid"]  # fmt: skip
+    assert [(a.state, a.message) for a in quiet] == [
+        ("resolved", "GPU 0 (H100): no Xid errors for 1 min")
+    ]

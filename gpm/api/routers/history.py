@@ -24,7 +24,13 @@ from gpm.api.deps import (
     page_cursor,
     time_range,
 )
-from gpm.views import chart_view, heatmap_view, history_view, process_event_view
+from gpm.views import (
+    chart_view,
+    gpu_event_view,
+    heatmap_view,
+    history_view,
+    process_event_view,
+)
 
 HISTORY_POINTS = 2000  # /api/historical's default budget, shared by the GPUs
 
@@ -103,6 +109,25 @@ def process_events(
         start, end, gpu_id=gpu_id, limit=limit, cursor=page_cursor(cursor)
     )
     return {"events": [process_event_view(e) for e in events], "next": next_cursor(after)}
+
+
+@router.get("/api/gpu-events", response_model=schemas.GpuEvents, responses=BAD_PARAM_OR_GPU)
+def gpu_events(
+    ctx: Ctx,
+    start_date: Date = None,
+    end_date: Date = None,
+    gpu_id: GpuId | None = None,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 500,
+    cursor: PageCursor = None,
+) -> dict[str, Any]:
+    """Xid errors the driver reported, newest first, with what each means and what to do."""
+    start, end = time_range(start_date, end_date, ctx.clock(), wide=True)
+    if gpu_id is not None:
+        known_gpu(ctx, gpu_id)
+    events, after = ctx.queries.gpu_events(
+        start, end, gpu_id=gpu_id, limit=limit, cursor=page_cursor(cursor)
+    )
+    return {"events": [gpu_event_view(e) for e in events], "next": next_cursor(after)}
 
 
 @router.get("/api/weekly-summaries", response_model=schemas.WeeklySummaries, responses=BAD_PARAM)
