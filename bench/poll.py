@@ -3,7 +3,8 @@
 Splits the time into the NVML calls themselves (the pynvml bindings plus the fake library,
 measured by a pass that makes only the raw calls) and GPM's own work on top (building samples,
 merging process lists, decoding throttle reasons, handling errors). Needs gcc and nvml.h, as
-the tests do. Run from the repository root: ``.venv/bin/python bench/poll.py``.
+the tests do. Run from the repository root: ``.venv/bin/python bench/poll.py`` (every health
+reading on, 18 NVLink links), or with ``--no-health`` for a GPU without them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from gpm.gpu.nvml import NvmlSource
 from tests.fakes.fake_nvml import GIB, Scenario, build_fake_nvml
 
 PROCESSES_PER_GPU = 4
+NVLINKS = 18  # an H100 SXM's links
+HEALTH = "--no-health" not in sys.argv  # with memory health, NVLink and field values on
 
 
 def raw_pass(handles: list[object]) -> None:
@@ -50,6 +53,28 @@ def raw_pass(handles: list[object]) -> None:
         nv.nvmlDeviceGetComputeRunningProcesses(h)
         nv.nvmlDeviceGetGraphicsRunningProcesses(h)
         nv.nvmlDeviceGetProcessUtilization(h, 0)
+        if not HEALTH:
+            continue
+        nv.nvmlDeviceGetFieldValues(
+            h, [nv.NVML_FI_DEV_MEMORY_TEMP, nv.NVML_FI_DEV_PCIE_REPLAY_COUNTER]
+        )
+        nv.nvmlDeviceGetRemappedRows(h)
+        for cause in (
+            nv.NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS,
+            nv.NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR,
+        ):
+            nv.nvmlDeviceGetRetiredPages(h, cause)
+        nv.nvmlDeviceGetRetiredPagesPendingStatus(h)
+        for kind in (nv.NVML_MEMORY_ERROR_TYPE_CORRECTED, nv.NVML_MEMORY_ERROR_TYPE_UNCORRECTED):
+            nv.nvmlDeviceGetTotalEccErrors(h, kind, nv.NVML_AGGREGATE_ECC)
+        for link in range(NVLINKS):
+            nv.nvmlDeviceGetNvLinkState(h, link)
+            for counter in (
+                nv.NVML_NVLINK_ERROR_DL_CRC_FLIT,
+                nv.NVML_NVLINK_ERROR_DL_REPLAY,
+                nv.NVML_NVLINK_ERROR_DL_RECOVERY,
+            ):
+                nv.nvmlDeviceGetNvLinkErrorCounter(h, link, counter)
 
 
 def cpu_per_call(fn: Callable[[], object], repeat: int) -> float:
@@ -72,6 +97,14 @@ def best_of(rounds: int, repeat: int, *fns: Callable[[], object]) -> list[float]
 def measure(lib: Path, scenario: Scenario, gpus: int, repeat: int) -> None:
     for i in range(gpus):
         scenario.set_gpu(i, util_gpu=50, memory_used=4 * GIB, ecc_enabled=1, throttle_reasons=0x5)
+        if HEALTH:  # a data-centre GPU: every health reading there, 18 NVLink links up
+            scenario.set_gpu(
+                i, memory_temperature_c=70, pcie_replay=0, remap_correctable=0,
+                remap_uncorrectable=0, remap_pending=0, remap_failure=0, retired_sbe=0,
+                retired_dbe=0, retired_pending=0, ecc_corrected_aggregate=0,
+                ecc_uncorrected_aggregate=0, nvlink_links=NVLINKS, nvlink_active=NVLINKS,
+                nvlink_crc=0, nvlink_replay=0, nvlink_recovery=0,
+            )  # fmt: skip
         pids = [10_000 * (i + 1) + p for p in range(PROCESSES_PER_GPU)]
         scenario.set_processes(
             i, compute=[(pid, GIB) for pid in pids[:3]], graphics=[(pids[2], GIB), (pids[3], 1)]
