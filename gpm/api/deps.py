@@ -152,3 +152,31 @@ def known_gpu(ctx: ApiContext, gpu_id: int) -> None:
         ids |= {row[0] for row in ctx.queries.gpu_ids()}
     if gpu_id not in ids:
         raise HTTPException(status_code=404, detail=f"gpu_id: no GPU with id {gpu_id}")
+
+
+@dataclass(frozen=True, slots=True)
+class GpuListing:
+    """The parameters of a listing of GPU events: a range, maybe one GPU, a page."""
+
+    start: float
+    end: float
+    gpu_id: int | None
+    limit: int
+    cursor: Cursor | None
+
+
+def _gpu_listing(
+    ctx: Ctx,
+    start_date: Date = None,
+    end_date: Date = None,
+    gpu_id: GpuId | None = None,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 500,
+    cursor: PageCursor = None,
+) -> GpuListing:
+    start, end = time_range(start_date, end_date, ctx.clock(), wide=True)
+    if gpu_id is not None:
+        known_gpu(ctx, gpu_id)
+    return GpuListing(start, end, gpu_id, limit, page_cursor(cursor))
+
+
+Listing = Annotated[GpuListing, Depends(_gpu_listing)]

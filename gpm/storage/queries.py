@@ -240,9 +240,20 @@ class Queries(SeriesQueries):
         cursor: Cursor | None = None,
     ) -> tuple[list[ProcessEvent], Cursor | None]:
         """One page newest first, and the cursor of the next page or None."""
-        equals = {} if gpu_id is None else {"gpu_id": gpu_id}
-        page = self._page("process_events", start, end, equals, limit, cursor)
+        page = self._gpu_page("process_events", start, end, gpu_id, limit, cursor)
         return [_process_event(r) for r in page.rows], page.next
+
+    def _gpu_page(
+        self,
+        table: str,
+        start: float,
+        end: float,
+        gpu_id: int | None,
+        limit: int,
+        cursor: Cursor | None,
+    ) -> Page:
+        equals = {} if gpu_id is None else {"gpu_id": gpu_id}
+        return self._page(table, start, end, equals, limit, cursor)
 
     def gpu_events(
         self,
@@ -254,8 +265,7 @@ class Queries(SeriesQueries):
         cursor: Cursor | None = None,
     ) -> tuple[list[GpuEvent], Cursor | None]:
         """Xid errors, one page newest first, and the cursor of the next page or None."""
-        equals = {} if gpu_id is None else {"gpu_id": gpu_id}
-        page = self._page("gpu_events", start, end, equals, limit, cursor)
+        page = self._gpu_page("gpu_events", start, end, gpu_id, limit, cursor)
         events = [
             GpuEvent(r["ts"], r["gpu_id"], r["gpu_uuid"], r["kind"], r["code"]) for r in page.rows
         ]

@@ -1,4 +1,4 @@
-"""History: charts, per-GPU history, the heatmap, weekly summaries and process events."""
+"""History: charts, per-GPU history, the heatmap, weekly summaries, process and GPU events."""
 
 from __future__ import annotations
 
@@ -14,15 +14,12 @@ from gpm.api.deps import (
     BAD_PARAM_OR_GPU,
     DAY,
     Ctx,
-    Date,
     GpuId,
     Hours,
-    PageCursor,
+    Listing,
     current_snapshot,
     known_gpu,
     next_cursor,
-    page_cursor,
-    time_range,
 )
 from gpm.views import (
     chart_view,
@@ -94,38 +91,18 @@ def heatmap(ctx: Ctx, gpu_id: GpuId, days: Annotated[int, Query(ge=1, le=366)] =
 
 
 @router.get("/api/process-events", response_model=schemas.ProcessEvents, responses=BAD_PARAM_OR_GPU)
-def process_events(
-    ctx: Ctx,
-    start_date: Date = None,
-    end_date: Date = None,
-    gpu_id: GpuId | None = None,
-    limit: Annotated[int, Query(ge=1, le=10000)] = 500,
-    cursor: PageCursor = None,
-) -> dict[str, Any]:
-    start, end = time_range(start_date, end_date, ctx.clock(), wide=True)
-    if gpu_id is not None:
-        known_gpu(ctx, gpu_id)
+def process_events(ctx: Ctx, q: Listing) -> dict[str, Any]:
     events, after = ctx.queries.process_events(
-        start, end, gpu_id=gpu_id, limit=limit, cursor=page_cursor(cursor)
+        q.start, q.end, gpu_id=q.gpu_id, limit=q.limit, cursor=q.cursor
     )
     return {"events": [process_event_view(e) for e in events], "next": next_cursor(after)}
 
 
 @router.get("/api/gpu-events", response_model=schemas.GpuEvents, responses=BAD_PARAM_OR_GPU)
-def gpu_events(
-    ctx: Ctx,
-    start_date: Date = None,
-    end_date: Date = None,
-    gpu_id: GpuId | None = None,
-    limit: Annotated[int, Query(ge=1, le=10000)] = 500,
-    cursor: PageCursor = None,
-) -> dict[str, Any]:
+def gpu_events(ctx: Ctx, q: Listing) -> dict[str, Any]:
     """Xid errors the driver reported, newest first, with what each means and what to do."""
-    start, end = time_range(start_date, end_date, ctx.clock(), wide=True)
-    if gpu_id is not None:
-        known_gpu(ctx, gpu_id)
     events, after = ctx.queries.gpu_events(
-        start, end, gpu_id=gpu_id, limit=limit, cursor=page_cursor(cursor)
+        q.start, q.end, gpu_id=q.gpu_id, limit=q.limit, cursor=q.cursor
     )
     return {"events": [gpu_event_view(e) for e in events], "next": next_cursor(after)}
 
