@@ -57,6 +57,17 @@ class GpuProcess:
     classification: Classification | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class NvLink:
+    """One NVLink link of a GPU: up or not, and its error counters (None: not read)."""
+
+    link: int
+    active: bool
+    crc_errors: int | None = None
+    replay_errors: int | None = None
+    recovery_errors: int | None = None
+
+
 @dataclass(frozen=True, slots=True, init=False)
 class GpuSample:
     """One reading of one GPU at one time.
@@ -81,6 +92,7 @@ class GpuSample:
     throttle_reasons: tuple[str, ...] | None
     processes: tuple[GpuProcess, ...] | None
     readings: Mapping[str, float]
+    nvlinks: tuple[NvLink, ...] | None  # None on a GPU without NVLink (or unread)
     # The verdict of gpm.health ("ok", "degraded", "failed") and why; None until assessed.
     health: str | None
     health_reasons: tuple[str, ...]
@@ -97,6 +109,7 @@ class GpuSample:
         throttle_reasons: tuple[str, ...] | None = None,
         processes: tuple[GpuProcess, ...] | None = (),
         readings: Mapping[str, float] | None = None,
+        nvlinks: tuple[NvLink, ...] | None = None,
         health: str | None = None,
         health_reasons: tuple[str, ...] = (),
         **values: float | None,
@@ -123,6 +136,7 @@ class GpuSample:
         init(self, "throttle_reasons", throttle_reasons)
         init(self, "processes", processes)
         init(self, "readings", merged)
+        init(self, "nvlinks", nvlinks)
         init(self, "health", health)
         init(self, "health_reasons", health_reasons)
 

@@ -56,6 +56,7 @@ def sample_view(s: GpuSample, now: float) -> dict[str, Any]:
     for r in READINGS:
         value = getattr(s, r.name)
         out[r.name] = round(value, r.digits) if value is not None and r.digits else value
+    out["nvlinks"] = None if s.nvlinks is None else [_plain(link, ()) for link in s.nvlinks]
     out["health"] = s.health
     out["health_reasons"] = list(s.health_reasons)
     out["throttle_reasons"] = list(s.throttle_reasons) if s.throttle_reasons is not None else None

@@ -526,6 +526,11 @@ export interface components {
              */
             nvlink_replay_errors: number | null;
             /**
+             * Nvlinks
+             * @description each NVLink link's state and error counters; null on a GPU without NVLink
+             */
+            nvlinks: components["schemas"]["NvLink"][] | null;
+            /**
              * Pcie Replay Errors
              * @description PCIe replays since the driver was loaded (a flaky link or riser retries packets). [{error}]
              */
@@ -841,6 +846,19 @@ export interface components {
             events: components["schemas"]["ModelEventItem"][];
             /** Models */
             models: components["schemas"]["LoadedModel"][];
+        };
+        /** NvLink */
+        NvLink: {
+            /** Active */
+            active: boolean;
+            /** Crc Errors */
+            crc_errors: number | null;
+            /** Link */
+            link: number;
+            /** Recovery Errors */
+            recovery_errors: number | null;
+            /** Replay Errors */
+            replay_errors: number | null;
         };
         /** Parts */
         Parts: {

@@ -84,6 +84,14 @@ class Process(_Model):
     steam_app_id: int | None
 
 
+class NvLink(_Model):
+    link: int
+    active: bool
+    crc_errors: int | None
+    replay_errors: int | None
+    recovery_errors: int | None
+
+
 class _GpuIdentity(_Model):
     gpu_id: int
     uuid: str | None
@@ -95,6 +103,9 @@ class _GpuIdentity(_Model):
         description="the health verdict (docs/nvml.md); null before the first assessment"
     )
     health_reasons: list[str]
+    nvlinks: list[NvLink] | None = Field(
+        description="each NVLink link's state and error counters; null on a GPU without NVLink"
+    )
     throttle_reasons: list[str] | None
     processes: list[Process] | None
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pynvml as nv
 
-from gpm.gpu.nvml_health import field_values, memory_health, nvlink
+from gpm.gpu.nvml_health import field_values, memory_health, nvlink_links, nvlink_totals
 from gpm.model import GpuProcess, GpuSample, Snapshot
 
 __all__ = ["NvmlSource", "NvmlUnavailable", "decode_throttle_reasons"]
@@ -392,7 +392,8 @@ class NvmlSource:
             uncorrected = read(
                 "ecc_uncorrected", fn, nv.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, volatile
             )
-        health = {**field_values(dev), **memory_health(dev), **nvlink(dev)}
+        links = nvlink_links(dev)
+        health = {**field_values(dev), **memory_health(dev), **nvlink_totals(links)}
         return GpuSample(
             gpu_id=dev.index,
             timestamp=now,
@@ -425,6 +426,7 @@ class NvmlSource:
             ecc_errors_uncorrected=uncorrected,
             processes=self._processes(dev),
             readings=health,
+            nvlinks=links,
         )
 
     def _processes(self, dev: Device) -> tuple[GpuProcess, ...] | None:

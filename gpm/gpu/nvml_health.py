@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import pynvml as nv
 
+from gpm.model import NvLink
+
 if TYPE_CHECKING:
     from gpm.gpu.nvml import Device
 
@@ -71,14 +73,14 @@ def memory_health(dev: Device) -> dict[str, float]:
 
 
 _NVLINK_COUNTERS = (
-    ("nvlink_crc_errors", nv.NVML_NVLINK_ERROR_DL_CRC_FLIT),
-    ("nvlink_replay_errors", nv.NVML_NVLINK_ERROR_DL_REPLAY),
-    ("nvlink_recovery_errors", nv.NVML_NVLINK_ERROR_DL_RECOVERY),
+    ("crc_errors", nv.NVML_NVLINK_ERROR_DL_CRC_FLIT),
+    ("replay_errors", nv.NVML_NVLINK_ERROR_DL_REPLAY),
+    ("recovery_errors", nv.NVML_NVLINK_ERROR_DL_RECOVERY),
 )
 
 
-def nvlink(dev: Device) -> dict[str, float]:
-    """Links up and down and error totals over the GPU's NVLink links (nothing without NVLink).
+def nvlink_links(dev: Device) -> tuple[NvLink, ...] | None:
+    """Each NVLink link's state and error counters; None on a GPU without NVLink.
 
     The links are counted once: they answer from 0 up to the last one the GPU has.
     """
@@ -88,26 +90,31 @@ def nvlink(dev: Device) -> dict[str, float]:
         while n < nv.NVML_NVLINK_MAX_LINKS and dev.read("nvlink_state", state, n) is not None:
             n += 1
         dev.nvlinks = n
-    if not dev.nvlinks:
-        return {}
-    active = 0
-    known = 0
-    totals = {name: 0 for name, _ in _NVLINK_COUNTERS}
-    unread: set[str] = set()
+    links = []
     for link in range(dev.nvlinks):
         up = dev.read("nvlink_state", state, link)
         if up is None:
             continue
-        known += 1
-        active += up == nv.NVML_FEATURE_ENABLED
-        for name, counter in _NVLINK_COUNTERS:
-            value = dev.read(name, nv.nvmlDeviceGetNvLinkErrorCounter, link, counter)
-            if value is None:
-                unread.add(name)
-            else:
-                totals[name] += value
-    if not known:
+        counters = {
+            name: dev.read(f"nvlink_{name}", nv.nvmlDeviceGetNvLinkErrorCounter, link, counter)
+            for name, counter in _NVLINK_COUNTERS
+        }
+        links.append(NvLink(link, up == nv.NVML_FEATURE_ENABLED, **counters))
+    return tuple(links) or None
+
+
+def nvlink_totals(links: tuple[NvLink, ...] | None) -> dict[str, float]:
+    """Links up and down, and each error counter summed over the links that read it (a counter
+    no link read is left out: unknown, not 0)."""
+    if not links:
         return {}
-    out: dict[str, float] = {"nvlink_links_active": active, "nvlink_links_inactive": known - active}
-    out.update((name, total) for name, total in totals.items() if name not in unread)
+    active = sum(link.active for link in links)
+    out: dict[str, float] = {
+        "nvlink_links_active": active,
+        "nvlink_links_inactive": len(links) - active,
+    }
+    for name, _ in _NVLINK_COUNTERS:
+        values = [getattr(link, name) for link in links]
+        if all(v is not None for v in values):
+            out[f"nvlink_{name}"] = sum(values)
     return out

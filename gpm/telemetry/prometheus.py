@@ -110,6 +110,16 @@ class _GpuFamilies:
             "1 for the GPU's health verdict (ok, degraded, failed), 0 for the other two.",
             labels=(*_GPU_LABELS, "state"),
         )
+        self.nvlink_up = GaugeMetricFamily(
+            "gpm_gpu_nvlink_up",
+            "1 while the NVLink link is active, 0 while it is down.",
+            labels=(*_GPU_LABELS, "link"),
+        )
+        self.nvlink_errors = CounterMetricFamily(
+            "gpm_gpu_nvlink_link_errors",
+            "NVLink errors of one link, by kind (crc, replay, recovery).",
+            labels=(*_GPU_LABELS, "link", "type"),
+        )
         self.throttle = GaugeMetricFamily(
             "gpm_gpu_throttle_reason",
             "1 while the clock-event reason is active.",
@@ -143,6 +153,18 @@ class _GpuFamilies:
                 out.add_sample(sample, shared, float(value))
             else:
                 out.add_sample(sample, {**shared, label: label_value}, float(value))
+        for link in g.nvlinks or ():
+            at = {**shared, "link": str(link.link)}
+            self.nvlink_up.add_sample(self.nvlink_up.name, at, 1.0 if link.active else 0.0)
+            for kind, value in (
+                ("crc", link.crc_errors),
+                ("replay", link.replay_errors),
+                ("recovery", link.recovery_errors),
+            ):
+                if value is not None:
+                    self.nvlink_errors.add_sample(
+                        f"{self.nvlink_errors.name}_total", {**at, "type": kind}, float(value)
+                    )
         if g.health is not None:
             for state in VERDICTS:
                 value = 1.0 if state == g.health else 0.0
@@ -171,7 +193,8 @@ class _GpuFamilies:
         yield self.up
         yield self.info
         yield from self.readings.values()
-        yield from (self.health, self.throttle, self.procs, self.proc_mem)
+        yield from (self.health, self.nvlink_up, self.nvlink_errors, self.throttle)
+        yield from (self.procs, self.proc_mem)
 
 
 class StateCollector(Collector):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gpm.gpu.nvml import NvmlSource
-from gpm.model import GpuSample
+from gpm.model import GpuSample, NvLink
 from tests.fakes.fake_nvml import Scenario
 
 HEALTH = (
@@ -74,3 +74,46 @@ def test_nvlink_failing_mid_run_is_unknown_not_zero(
         assert g.nvlink_links_active is None and g.nvlink_crc_errors is None
     finally:
         source.close()
+
+
+def test_each_nvlink_link_is_reported(fake_nvml_scenario: Scenario, fake_nvml_lib: Path) -> None:
+    fake_nvml_scenario.set_gpu(0, nvlink_links=3, nvlink_active=2, nvlink_crc=4, nvlink_replay=1,
+                               nvlink_recovery=0)  # fmt: skip
+    fake_nvml_scenario.set_gpu(1).write()
+    source = NvmlSource(library_path=str(fake_nvml_lib))
+    try:
+        h100, rtx = source.poll(1.0).gpus
+    finally:
+        source.close()
+    assert h100.nvlinks == (
+        NvLink(0, True, 4, 1, 0),
+        NvLink(1, True, 4, 1, 0),
+        NvLink(2, False, 4, 1, 0),
+    )
+    assert rtx.nvlinks is None  # no NVLink: unknown, not an empty list of links
+
+
+def test_nvlink_links_on_metrics_and_in_the_api_view() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from gpm.model import Snapshot
+    from gpm.state import LiveState
+    from gpm.telemetry.prometheus import MetricsExporter
+    from gpm.views import sample_view
+
+    g = GpuSample(gpu_id=0, timestamp=1.0, nvlinks=(NvLink(0, True, 2, 0, 0), NvLink(1, False)))
+    text = MetricsExporter(LiveState(snapshot=Snapshot(1.0, "nvml", (g,)))).render().decode()
+    samples = {
+        (s.name, s.labels["link"], s.labels.get("type", "")): s.value
+        for family in text_string_to_metric_families(text)
+        if family.name.startswith("gpm_gpu_nvlink")
+        for s in family.samples
+        if "link" in s.labels
+    }
+    assert samples[("gpm_gpu_nvlink_up", "0", "")] == 1.0
+    assert samples[("gpm_gpu_nvlink_up", "1", "")] == 0.0
+    assert samples[("gpm_gpu_nvlink_link_errors_total", "0", "crc")] == 2.0
+    assert ("gpm_gpu_nvlink_link_errors_total", "1", "crc") not in samples  # unread, not 0
+    view = sample_view(g, 1.0)["nvlinks"]
+    assert view[1] == {"link": 1, "active": False, "crc_errors": None, "replay_errors": None,
+                       "recovery_errors": None}  # fmt: skip
