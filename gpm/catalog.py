@@ -21,7 +21,7 @@ class PromFamily:
     """A Prometheus metric family; several readings can share one, told apart by a label."""
 
     name: str
-    help: str
+    help: str = ""  # empty: the help of the family's one reading
     label: str | None = None  # the label that tells the family's readings apart
     counter: bool = False
 
@@ -69,10 +69,6 @@ class Reading:
         return "INTEGER" if self.integer else "REAL"
 
 
-def _gauge(name: str, help: str) -> PromFamily:
-    return PromFamily(name, help)
-
-
 UTILIZATION = OtelInstrument(
     "hw.gpu.utilization", "1", "Fraction of time the GPU spent on each task."
 )
@@ -107,7 +103,7 @@ ECC_OTEL = OtelInstrument(
 READINGS: tuple[Reading, ...] = (
     Reading(
         "utilization_percent", "%", "GPU (SM) utilization.",
-        prom=_gauge("gpm_gpu_utilization_percent", "GPU (SM) utilization."),
+        prom=PromFamily("gpm_gpu_utilization_percent"),
         otel=UTILIZATION, otel_attributes={"hw.gpu.task": "general"}, otel_scale=0.01,
         charted=True,
     ),
@@ -119,45 +115,45 @@ READINGS: tuple[Reading, ...] = (
     ),
     Reading(
         "memory_utilization_percent", "%", "Memory controller utilization.",
-        prom=_gauge("gpm_gpu_memory_utilization_percent", "Memory controller utilization."),
+        prom=PromFamily("gpm_gpu_memory_utilization_percent"),
     ),
     Reading(
         "memory_used_bytes", "By", "GPU memory in use.", integer=True,
-        prom=_gauge("gpm_gpu_memory_used_bytes", "GPU memory in use."),
+        prom=PromFamily("gpm_gpu_memory_used_bytes"),
         otel=OtelInstrument("hw.gpu.memory.usage", "By", "GPU memory used.", kind="updown"),
         charted=True,
     ),
     Reading(
         "memory_total_bytes", "By", "GPU memory size.", integer=True,
-        prom=_gauge("gpm_gpu_memory_total_bytes", "GPU memory size."),
+        prom=PromFamily("gpm_gpu_memory_total_bytes"),
         otel=OtelInstrument("hw.gpu.memory.limit", "By", "Size of the GPU memory.", kind="updown"),
     ),
     Reading(
         "memory_free_bytes", "By", "GPU memory free.", integer=True,
-        prom=_gauge("gpm_gpu_memory_free_bytes", "GPU memory free."),
+        prom=PromFamily("gpm_gpu_memory_free_bytes"),
     ),
     Reading(
         "temperature_celsius", "Cel", "GPU core temperature.",
-        prom=_gauge("gpm_gpu_temperature_celsius", "GPU core temperature."),
+        prom=PromFamily("gpm_gpu_temperature_celsius"),
         otel=TEMPERATURE, charted=True,
     ),
     Reading(
         "memory_temperature_celsius", "Cel", "GPU memory (HBM) temperature.",
-        prom=_gauge("gpm_gpu_memory_temperature_celsius", "GPU memory (HBM) temperature."),
+        prom=PromFamily("gpm_gpu_memory_temperature_celsius"),
         otel=TEMPERATURE, otel_attributes={"hw.sensor_location": "memory"}, charted=True,
     ),
     Reading(
         "power_watts", "W", "Power draw.",
-        prom=_gauge("gpm_gpu_power_watts", "Power draw."),
+        prom=PromFamily("gpm_gpu_power_watts"),
         otel=OtelInstrument("hw.power", "W", "GPU power draw."), charted=True,
     ),
     Reading(
         "power_limit_watts", "W", "Enforced power limit.",
-        prom=_gauge("gpm_gpu_power_limit_watts", "Enforced power limit."),
+        prom=PromFamily("gpm_gpu_power_limit_watts"),
     ),
     Reading(
         "fan_percent", "%", "Fan speed, percent of maximum.",
-        prom=_gauge("gpm_gpu_fan_percent", "Fan speed, percent of maximum."),
+        prom=PromFamily("gpm_gpu_fan_percent"),
         otel=OtelInstrument(
             "hw.fan.speed_ratio", "1", "GPU fan speed as a fraction of its maximum."
         ),
@@ -173,16 +169,16 @@ READINGS: tuple[Reading, ...] = (
     ),
     Reading(
         "performance_state", "1", "Performance state (P0 = 0 ... P15 = 15).", integer=True,
-        prom=_gauge("gpm_gpu_performance_state", "Performance state (P0 = 0 ... P15 = 15)."),
+        prom=PromFamily("gpm_gpu_performance_state"),
     ),
     Reading(
         "encoder_utilization_percent", "%", "Video encoder utilization.",
-        prom=_gauge("gpm_gpu_encoder_utilization_percent", "Video encoder utilization."),
+        prom=PromFamily("gpm_gpu_encoder_utilization_percent"),
         otel=UTILIZATION, otel_attributes={"hw.gpu.task": "encoder"}, otel_scale=0.01,
     ),
     Reading(
         "decoder_utilization_percent", "%", "Video decoder utilization.",
-        prom=_gauge("gpm_gpu_decoder_utilization_percent", "Video decoder utilization."),
+        prom=PromFamily("gpm_gpu_decoder_utilization_percent"),
         otel=UTILIZATION, otel_attributes={"hw.gpu.task": "decoder"}, otel_scale=0.01,
     ),
     Reading(
@@ -242,11 +238,11 @@ READINGS: tuple[Reading, ...] = (
     ),
     Reading(
         "remap_pending", "1", "1 while a row remap waits for a GPU reset.", integer=True,
-        prom=_gauge("gpm_gpu_remap_pending", "1 while a row remap waits for a GPU reset."),
+        prom=PromFamily("gpm_gpu_remap_pending"),
     ),
     Reading(
         "remap_failed", "1", "1 when a row remap failed: the GPU needs service.", integer=True,
-        prom=_gauge("gpm_gpu_remap_failed", "1 when a row remap failed: the GPU needs service."),
+        prom=PromFamily("gpm_gpu_remap_failed"),
     ),
     Reading(
         "retired_pages_single_bit", "{page}", "Pages retired after repeated single-bit errors.",
@@ -259,9 +255,7 @@ READINGS: tuple[Reading, ...] = (
     Reading(
         "retired_pages_pending", "1", "1 while a page retirement waits for a reboot.",
         integer=True,
-        prom=_gauge(
-            "gpm_gpu_retired_pages_pending", "1 while a page retirement waits for a reboot."
-        ),
+        prom=PromFamily("gpm_gpu_retired_pages_pending"),
     ),
     # NVLink, summed over the GPU's links (null on a GPU without NVLink).
     Reading(

@@ -14,6 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from gpm.gpu import clock_events
 from gpm.gpu.xid import describe as describe_xid
 from gpm.model import GpuEvent, GpuSample, Snapshot
 
@@ -27,11 +28,7 @@ class Verdict(StrEnum):
 VERDICTS = tuple(v.value for v in Verdict)
 
 
-# Clock-event reasons that mean heat or power trouble; sw_power_cap is the GPU keeping to its
-# power limit under load, which is normal.
-SLOWDOWN_REASONS = frozenset(
-    {"hw_slowdown", "hw_thermal_slowdown", "sw_thermal_slowdown", "hw_power_brake_slowdown"}
-)
+SLOWDOWN_REASONS = frozenset(clock_events.THERMAL + clock_events.POWER)
 SLOWDOWN_SECONDS = 300.0  # held this long, a slowdown is a degraded GPU, not a moment of heat
 STORM_ERRORS = 100  # corrected ECC errors ...
 STORM_SECONDS = 600.0  # ... within this window

@@ -23,12 +23,11 @@ from dataclasses import dataclass
 from enum import Enum
 
 from gpm.config import AlertsConfig
+from gpm.gpu import clock_events
 from gpm.gpu.xid import describe as describe_xid
 from gpm.model import Alert, GpuEvent, GpuSample, Snapshot
 from gpm.state import Health
 
-THERMAL_THROTTLE_REASONS = ("sw_thermal_slowdown", "hw_thermal_slowdown")
-POWER_THROTTLE_REASONS = ("hw_power_brake_slowdown", "hw_slowdown")
 _REASON_TEXT = {
     "sw_thermal_slowdown": "software thermal slowdown",
     "hw_thermal_slowdown": "hardware thermal slowdown",
@@ -166,8 +165,8 @@ class AlertEngine:
             ),
         ]
         for variant, reasons in (
-            ("thermal", THERMAL_THROTTLE_REASONS),
-            ("power", POWER_THROTTLE_REASONS),
+            ("thermal", clock_events.THERMAL),
+            ("power", clock_events.POWER),
         ):
             readings.append((("throttle", gid, variant), self._throttle(gpu, variant, reasons)))
         readings.append((("memory_health", gid, ""), self._memory_health(gpu)))

@@ -13,11 +13,11 @@ import contextlib
 import ctypes
 import threading
 import time
-from functools import lru_cache
 from typing import Any
 
 import pynvml as nv
 
+from gpm.gpu.clock_events import decode as decode_throttle_reasons
 from gpm.gpu.nvml_health import field_values, memory_health, nvlink_links, nvlink_totals
 from gpm.model import GpuProcess, GpuSample, Snapshot
 
@@ -42,18 +42,6 @@ _UNSUPPORTED = frozenset(
     }
 )
 
-_THROTTLE_BITS = (
-    (0x001, "gpu_idle"),
-    (0x002, "applications_clocks_setting"),
-    (0x004, "sw_power_cap"),
-    (0x008, "hw_slowdown"),
-    (0x010, "sync_boost"),
-    (0x020, "sw_thermal_slowdown"),
-    (0x040, "hw_thermal_slowdown"),
-    (0x080, "hw_power_brake_slowdown"),
-    (0x100, "display_clock_setting"),
-)
-_KNOWN_THROTTLE_BITS = sum(bit for bit, _ in _THROTTLE_BITS)
 _PROCESS_LISTS = (
     ("compute_processes", "compute", nv.nvmlDeviceGetComputeRunningProcesses),
     ("graphics_processes", "graphics", nv.nvmlDeviceGetGraphicsRunningProcesses),
@@ -70,15 +58,6 @@ class NvmlUnavailable(Exception):
 
 class _GpuDown(Exception):
     """A lifecycle error on one GPU; the message is the sample's ``error``."""
-
-
-@lru_cache(maxsize=256)
-def decode_throttle_reasons(mask: int) -> tuple[str, ...]:
-    """NVML clock-event reason bits -> short names; bits NVML may add later appear as hex."""
-    names = [name for bit, name in _THROTTLE_BITS if mask & bit]
-    unknown = mask & ~_KNOWN_THROTTLE_BITS
-    names += [f"0x{1 << b:x}" for b in range(unknown.bit_length()) if unknown >> b & 1]
-    return tuple(names)
 
 
 def _init_help(exc: nv.NVMLError, library_path: str | None) -> str:

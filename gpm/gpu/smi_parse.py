@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
+from gpm.gpu.clock_events import decode as decode_clock_event_reasons
 from gpm.model import GpuProcess, GpuSample
 
 MIB = 1024 * 1024
@@ -28,19 +29,6 @@ NO_VALUE = frozenset(
         "[Unknown Error]",
         "",
     }
-)
-
-# Bit -> short name, as NVML's nvmlClocksEventReason* constants (same names the NVML source uses).
-CLOCK_EVENT_REASONS: tuple[tuple[int, str], ...] = (
-    (0x1, "gpu_idle"),
-    (0x2, "applications_clocks_setting"),
-    (0x4, "sw_power_cap"),
-    (0x8, "hw_slowdown"),
-    (0x10, "sync_boost"),
-    (0x20, "sw_thermal_slowdown"),
-    (0x40, "hw_thermal_slowdown"),
-    (0x80, "hw_power_brake_slowdown"),
-    (0x100, "display_clock_setting"),
 )
 
 # Other spellings of a field (older drivers, short aliases) -> the name used here.
@@ -194,11 +182,6 @@ def _pstate(value: str | None, field: str) -> int | None:
     if not match:
         raise SmiParseError(f"{field}: {value!r} is not a performance state like P0")
     return int(match.group(1))
-
-
-def decode_clock_event_reasons(mask: int) -> tuple[str, ...]:
-    """The NVML clock-event bitmask as short names, lowest bit first; unknown bits are ignored."""
-    return tuple(name for bit, name in CLOCK_EVENT_REASONS if mask & bit)
 
 
 def _reasons(value: str | None, field: str) -> tuple[str, ...] | None:

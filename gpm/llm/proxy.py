@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -28,6 +27,7 @@ from gpm.llm.openai import OpenAiDialect
 from gpm.llm.wire import Dialect, error_message, mark_error, parse_json, rate
 from gpm.model import LlmSession, Outcome
 from gpm.net import bound_port, is_loopback
+from gpm.stats import percentile
 
 # A request body up to this size is read whole before it is sent on, and parsed at once; a larger
 # or longer one streams through, its few wanted members picked out on the way.
@@ -64,11 +64,6 @@ DIALECTS: dict[str, Dialect] = {
 }
 
 
-def _percentile(ordered: list[float], q: float) -> float:
-    """Nearest-rank percentile of a sorted, non-empty list."""
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
-
-
 class Meter:
     """Times one exchange and feeds its response lines to the dialect.
 
@@ -83,7 +78,6 @@ class Meter:
         self.session = session
         self._dialect = dialect
         self._t0 = t0
-        self._keep_text = store_prompts
         self._store_prompts = store_prompts
         self._members: TopLevelMembers | None = None  # a large request body's wanted members
         self._parse_all = True  # until the first content is seen
@@ -157,12 +151,12 @@ class Meter:
             last = self._last
             if last is None:
                 self._first = now
-                self._parse_all = self._keep_text
+                self._parse_all = self._store_prompts
             else:
                 self._gaps.append(now - last)
             self._last = now
             self._content_chunks += 1
-            if self._keep_text and content:
+            if self._store_prompts and content:
                 self._text.append(content)
         if chunk.done:
             self._done = True
@@ -195,7 +189,7 @@ class Meter:
             elif cancelled and not self._lines and not self._backend_ended:
                 s.outcome = Outcome.CANCELLED
         self._count_tokens(s, terminal)
-        if self._keep_text and self._text:
+        if self._store_prompts and self._text:
             s.response_text = "".join(self._text)
         return s
 
@@ -215,10 +209,9 @@ class Meter:
         if window is not None and n > 1:
             s.mean_chunk_gap_ms = window * 1000.0 / (n - 1)
         if self._gaps:
-            gaps = sorted(g * 1000.0 for g in self._gaps)
-            s.chunk_gap_p50_ms = _percentile(gaps, 0.50)
-            s.chunk_gap_p99_ms = _percentile(gaps, 0.99)
             s.chunk_gaps_ms = tuple(g * 1000.0 for g in self._gaps)
+            s.chunk_gap_p50_ms = percentile(s.chunk_gaps_ms, 50)
+            s.chunk_gap_p99_ms = percentile(s.chunk_gaps_ms, 99)
 
 
 class LlmProxy:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from typing import Any
 
-from gpm.model import (
-    Outcome,
-)
+from gpm.model import Outcome
+from gpm.stats import percentile
 from gpm.storage.reader import Dict
 from gpm.storage.results import Histogram, LlmStats, LlmTotals, ModelStats
 
@@ -46,17 +44,6 @@ def _is_error(r: Dict) -> bool:
 def _mean(values: Iterator[Any] | Any) -> float | None:
     vals = [v for v in values if v is not None]
     return sum(vals) / len(vals) if vals else None
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Linear-interpolated percentile (q in 0..100) of values; None when empty."""
-    if not values:
-        return None
-    s = sorted(values)
-    pos = (len(s) - 1) * q / 100.0
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 
 def histogram(values: list[float], bins: int = HISTOGRAM_BINS) -> Histogram:

@@ -1,10 +1,11 @@
 """Newest-first pages of an event table across SQLite and the Parquet archive, by cursor.
 
-Listing routes page instead of refusing wide ranges, and a page costs what its rows cost:
+Listing routes page instead of refusing wide ranges, and a page's rows cost what they are:
 SQLite answers from the index on the table's time column, and the archive is read a day file at
-a time, newest day first, only until the page is full. The cursor says where the last page
-ended (its last row's time, and how many rows of that same time it already gave), opaque to
-clients.
+a time, newest day first, only until the page is full (the ``total`` of ``/api/llm-sessions``
+is a count over the whole range, done apart from the page). The cursor says where the last
+page ended (its last row's time, and how many rows of that same time it already gave), opaque
+to clients.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from typing import Any
 
 from gpm.storage import archive as arch
 from gpm.storage.db import HISTORY_TABLES
+from gpm.storage.summaries import DAY
 
-DAY = 86400.0
 Row = dict[str, Any]
 
 

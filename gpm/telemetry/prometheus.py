@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 
 from gpm import catalog
 from gpm.catalog import PromFamily
+from gpm.gpu import clock_events
 from gpm.health import VERDICTS
 from gpm.model import GpuEvent, GpuSample, LlmSession, Outcome
 from gpm.state import LiveState
@@ -45,17 +46,7 @@ if TYPE_CHECKING:
 # NVML clock-event (throttle) reasons by the short names GPU sources report. Each gets a 0/1
 # series so a dashboard can tell "not throttled" from "not reported"; a reason outside this list
 # that a source does report is still exported.
-KNOWN_THROTTLE_REASONS = (
-    "gpu_idle",
-    "applications_clocks_setting",
-    "sw_power_cap",
-    "hw_slowdown",
-    "sync_boost",
-    "sw_thermal_slowdown",
-    "hw_thermal_slowdown",
-    "hw_power_brake_slowdown",
-    "display_clock_setting",
-)
+KNOWN_THROTTLE_REASONS = clock_events.NAMES
 
 # Local models run from ~1 tok/s (CPU offload) to a few hundred (small model, big GPU).
 TOKENS_PER_SECOND_BUCKETS = (1, 2, 5, 10, 15, 20, 30, 40, 50, 75, 100, 150, 200, 300, 500)
@@ -101,7 +92,7 @@ class _GpuFamilies:
             if f not in self.readings:
                 kind = CounterMetricFamily if f.counter else GaugeMetricFamily
                 labels = (*_GPU_LABELS, f.label) if f.label else _GPU_LABELS
-                self.readings[f] = kind(f.name, f.help, labels=labels)
+                self.readings[f] = kind(f.name, f.help or r.help, labels=labels)
             out = self.readings[f]
             sample = f"{out.name}_total" if f.counter else out.name
             self._exported.append((r.name, out, sample, f.label, r.prom_label))
