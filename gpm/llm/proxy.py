@@ -256,7 +256,11 @@ class LlmProxy:
         self._runner = web.ServerRunner(server, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
+        try:
+            await site.start()
+        except BaseException:
+            await self.stop()  # a port in use leaves no open client session behind
+            raise
         self.port = bound_port(site)
         self._log.info("LLM proxy on http://%s:%d -> %s", self.host, self.port, self.backend_url)
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import json
 import logging
+import socket
 import sys
 from collections.abc import AsyncIterator
 
@@ -189,3 +191,19 @@ async def test_chunked_100mb_chat_request_is_metered_in_flat_memory(fake: FakeOl
         "completed",
     )
     assert grown_mib < 10, f"the proxy's peak RSS grew by {grown_mib:.1f} MiB"
+
+
+async def test_port_in_use_fails_start_without_leaking_a_client_session() -> None:
+    reported: list[str] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, ctx: reported.append(str(ctx.get("message"))))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        proxy = LlmProxy("http://127.0.0.1:1", "127.0.0.1", taken.getsockname()[1], print)
+        with pytest.raises(OSError):
+            await proxy.start()
+    del proxy
+    gc.collect()
+    loop.set_exception_handler(None)
+    assert not [m for m in reported if "Unclosed" in m], reported
