@@ -75,7 +75,9 @@ class DemoBackend:
         app.router.add_get("/api/ps", self._ps)
         app.router.add_get("/api/tags", self._tags)
         app.router.add_get("/api/version", self._version)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, handler_cancellation=True
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 
 import aiohttp
+import pytest
+from yarl import URL
 
 from gpm.llm.demo import DEMO_MODELS, DemoBackend, DemoTraffic
 from gpm.llm.proxy import LlmProxy
@@ -37,3 +41,23 @@ async def test_demo_traffic_goes_through_the_proxy() -> None:
     native = [s for s in got if s.backend == "ollama"]
     assert native and all(s.tokens_per_second and s.prompt_tokens for s in native)
     assert resident and resident <= tags == {m.name for m in DEMO_MODELS}
+
+
+async def test_client_gone_mid_request_is_not_an_error(caplog: pytest.LogCaptureFixture) -> None:
+    backend = DemoBackend(time_scale=0.05, seed=1)
+    await backend.start()
+    body = json.dumps({"model": DEMO_MODELS[0].name, "messages": [], "stream": True}).encode()
+    with caplog.at_level(logging.ERROR):
+        try:
+            url = URL(backend.url)
+            _reader, writer = await asyncio.open_connection(url.host, url.port)
+            writer.write(
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                b"\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            await writer.drain()
+            writer.close()  # gone before the (simulated) model answers
+            await writer.wait_closed()
+        finally:
+            await backend.stop()  # waits for the request's handler to end
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
