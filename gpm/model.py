@@ -55,6 +55,7 @@ class GpuProcess:
     user: str | None = None
     started_at: float | None = None  # epoch seconds, from the OS; detects pid reuse
     classification: Classification | None = None
+    mig_index: int | None = None  # the MIG device it runs on (MigDevice.index); None: whole GPU
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,25 @@ class NvLink:
     crc_errors: int | None = None
     replay_errors: int | None = None
     recovery_errors: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MigDevice:
+    """One MIG device (a GPU instance with one compute instance) of a GPU in MIG mode.
+
+    ``index`` is its place on the parent GPU (nvidia-smi's "MIG Dev"), which names it in the API
+    and in Prometheus' ``mig_instance`` label; ``profile`` is e.g. "1g.10gb". Its readings are
+    its own, never summed into the parent's.
+    """
+
+    index: int
+    uuid: str | None = None
+    profile: str | None = None
+    gpu_instance_id: int | None = None
+    compute_instance_id: int | None = None
+    memory_used_bytes: int | None = None
+    memory_total_bytes: int | None = None
+    utilization_percent: float | None = None  # NVML gives none on most MIG devices
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -93,6 +113,7 @@ class GpuSample:
     processes: tuple[GpuProcess, ...] | None
     readings: Mapping[str, float]
     nvlinks: tuple[NvLink, ...] | None  # None on a GPU without NVLink (or unread)
+    mig_devices: tuple[MigDevice, ...] | None
     # The verdict of gpm.health ("ok", "degraded", "failed") and why; None until assessed.
     health: str | None
     health_reasons: tuple[str, ...]
@@ -110,6 +131,7 @@ class GpuSample:
         processes: tuple[GpuProcess, ...] | None = (),
         readings: Mapping[str, float] | None = None,
         nvlinks: tuple[NvLink, ...] | None = None,
+        mig_devices: tuple[MigDevice, ...] | None = None,
         health: str | None = None,
         health_reasons: tuple[str, ...] = (),
         **values: float | None,
@@ -137,6 +159,7 @@ class GpuSample:
         init(self, "processes", processes)
         init(self, "readings", merged)
         init(self, "nvlinks", nvlinks)
+        init(self, "mig_devices", mig_devices)
         init(self, "health", health)
         init(self, "health_reasons", health_reasons)
 
