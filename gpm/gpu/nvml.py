@@ -18,6 +18,7 @@ from typing import Any
 import pynvml as nv
 
 from gpm.gpu.clock_events import decode as decode_throttle_reasons
+from gpm.gpu.mig import MigFacts, MigHandle, instance_of, read_migs
 from gpm.gpu.nvml_health import field_values, memory_health, nvlink_links, nvlink_totals
 from gpm.model import GpuProcess, GpuSample, Snapshot
 
@@ -154,6 +155,7 @@ class Device:
         "error",
         "handle",
         "index",
+        "migs",
         "name",
         "nvlinks",
         "unsupported",
@@ -169,15 +171,20 @@ class Device:
         self.error: str | None = None
         self.ecc_enabled = False
         self.nvlinks: int | None = None  # NVLink links, once counted
+        self.migs: dict[str, MigFacts] = {}  # MIG devices' fixed facts, by MIG device uuid
         self.unsupported: set[str] = set()
         self.util_seen = 0  # newest process-utilization timestamp seen (microseconds)
 
     def read(self, key: str, fn: Any, *args: Any) -> Any:
         """``fn(handle, *args)``, None when it fails; raises _GpuDown for lifecycle errors."""
+        return self.read_on(self.handle, key, fn, *args)
+
+    def read_on(self, handle: Any, key: str, fn: Any, *args: Any) -> Any:
+        """``read`` on another handle of this GPU (one of its MIG devices)."""
         if key in self.unsupported:
             return None
         try:
-            return fn(self.handle, *args)
+            return fn(handle, *args)
         except nv.NVMLError as exc:
             if exc.value in _LIFECYCLE:
                 raise _GpuDown(_gpu_error(exc)) from None
@@ -373,6 +380,7 @@ class NvmlSource:
             )
         links = nvlink_links(dev)
         health = {**field_values(dev), **memory_health(dev), **nvlink_totals(links)}
+        migs = read_migs(dev)
         return GpuSample(
             gpu_id=dev.index,
             timestamp=now,
@@ -403,20 +411,30 @@ class NvmlSource:
             energy_joules=_scaled(read("energy", nv.nvmlDeviceGetTotalEnergyConsumption), 1e-3),
             ecc_errors_corrected=corrected,
             ecc_errors_uncorrected=uncorrected,
-            processes=self._processes(dev),
+            processes=self._processes(dev, migs or []),
             readings=health,
             nvlinks=links,
+            mig_devices=None if migs is None else tuple(m.device for m in migs),
         )
 
-    def _processes(self, dev: Device) -> tuple[GpuProcess, ...] | None:
-        """Compute and graphics lists merged by pid; None when neither list can be read."""
+    def _processes(self, dev: Device, migs: list[MigHandle]) -> tuple[GpuProcess, ...] | None:
+        """Compute and graphics lists merged by pid; None when neither list can be read.
+
+        In MIG mode each MIG device's own compute list (readable without privileges) names the
+        instance of its processes; the whole GPU's lists add the rest, placed by instance ids.
+        """
         if "process_lists" in dev.unsupported:
             return None
-        merged: dict[int, list[Any]] = {}  # pid -> [kind, memory bytes]
+        merged: dict[int, list[Any]] = {}  # pid -> [kind, memory bytes, MIG device index]
+        lists: list[tuple[Any, str, str, Any, int | None]] = [
+            (m.handle, "mig_compute_processes", "compute", _PROCESS_LISTS[0][2], m.device.index)
+            for m in migs
+        ]
+        lists += [(dev.handle, key, kind, fn, None) for key, kind, fn in _PROCESS_LISTS]
         known = False
-        for key, kind, fn in _PROCESS_LISTS:
+        for handle, key, kind, fn, mig_index in lists:
             try:
-                procs = dev.read(key, fn)
+                procs = dev.read_on(handle, key, fn)
             except nv.NVMLLibraryMismatchError:
                 dev.unsupported.add("process_lists")  # bindings and driver disagree on structs
                 return None
@@ -427,7 +445,8 @@ class NvmlSource:
                 entry = merged.get(proc.pid)
                 used = proc.usedGpuMemory
                 if entry is None:
-                    merged[proc.pid] = [kind, used]
+                    where = mig_index if mig_index is not None else instance_of(proc, migs)
+                    merged[proc.pid] = [kind, used, where]
                     continue
                 if kind not in entry[0]:
                     entry[0] = "compute+graphics"
@@ -438,9 +457,13 @@ class NvmlSource:
         sm = self._sm_utilization(dev) if merged else {}
         return tuple(
             GpuProcess(
-                pid=pid, gpu_memory_bytes=used, kind=kind, sm_utilization_percent=sm.get(pid)
+                pid=pid,
+                gpu_memory_bytes=used,
+                kind=kind,
+                sm_utilization_percent=sm.get(pid),
+                mig_index=mig_index,
             )
-            for pid, (kind, used) in merged.items()
+            for pid, (kind, used, mig_index) in merged.items()
         )
 
     def _sm_utilization(self, dev: Device) -> dict[int, float]:

@@ -26,6 +26,7 @@
 #define MAX_GPUS 64
 #define MAX_PROCS 64
 #define MAX_XIDS 64
+#define MAX_MIG 8
 #define NAME_LEN 96
 
 /* Per-GPU readings that can be failed individually; the scenario names them in lower case. */
@@ -34,7 +35,8 @@ enum field {
     F_CLOCK_GRAPHICS, F_CLOCK_SM, F_CLOCK_MEMORY, F_PSTATE, F_ENCODER, F_DECODER, F_PCIE_TX,
     F_PCIE_RX, F_THROTTLE, F_ENERGY, F_ECC_MODE, F_ECC_CORRECTED, F_ECC_UNCORRECTED,
     F_COMPUTE_PROCESSES, F_GRAPHICS_PROCESSES, F_PROCESS_UTILIZATION, F_MEMORY_TEMPERATURE,
-    F_REMAPPED_ROWS, F_RETIRED_PAGES, F_ECC_AGGREGATE, F_NVLINK, F_PCIE_REPLAY, F_EVENTS, F_COUNT
+    F_REMAPPED_ROWS, F_RETIRED_PAGES, F_ECC_AGGREGATE, F_NVLINK, F_PCIE_REPLAY, F_EVENTS, F_MIG,
+    F_MIG_DEVICES, F_MIG_PROCESSES, F_COUNT
 };
 
 static const char *const field_names[F_COUNT] = {
@@ -42,7 +44,8 @@ static const char *const field_names[F_COUNT] = {
     "clock_graphics", "clock_sm", "clock_memory", "pstate", "encoder", "decoder", "pcie_tx",
     "pcie_rx", "throttle", "energy", "ecc_mode", "ecc_corrected", "ecc_uncorrected",
     "compute_processes", "graphics_processes", "process_utilization", "memory_temperature",
-    "remapped_rows", "retired_pages", "ecc_aggregate", "nvlink", "pcie_replay", "events",
+    "remapped_rows", "retired_pages", "ecc_aggregate", "nvlink", "pcie_replay", "events", "mig",
+    "mig_devices", "mig_processes",
 };
 
 /* Numeric values, in the same order as the fields above where they have one. */
@@ -53,7 +56,8 @@ enum value {
     V_ECC_CORRECTED, V_ECC_UNCORRECTED, V_MEMORY_TEMPERATURE, V_REMAP_CORRECTABLE,
     V_REMAP_UNCORRECTABLE, V_REMAP_PENDING, V_REMAP_FAILURE, V_RETIRED_SBE, V_RETIRED_DBE,
     V_RETIRED_PENDING, V_ECC_CORRECTED_AGGREGATE, V_ECC_UNCORRECTED_AGGREGATE, V_NVLINK_LINKS,
-    V_NVLINK_ACTIVE, V_NVLINK_CRC, V_NVLINK_REPLAY, V_NVLINK_RECOVERY, V_PCIE_REPLAY, V_COUNT
+    V_NVLINK_ACTIVE, V_NVLINK_CRC, V_NVLINK_REPLAY, V_NVLINK_RECOVERY, V_PCIE_REPLAY, V_MIG_MODE,
+    V_COUNT
 };
 
 static const char *const value_names[V_COUNT] = {
@@ -64,7 +68,7 @@ static const char *const value_names[V_COUNT] = {
     "memory_temperature_c", "remap_correctable", "remap_uncorrectable", "remap_pending",
     "remap_failure", "retired_sbe", "retired_dbe", "retired_pending", "ecc_corrected_aggregate",
     "ecc_uncorrected_aggregate", "nvlink_links", "nvlink_active", "nvlink_crc", "nvlink_replay",
-    "nvlink_recovery", "pcie_replay",
+    "nvlink_recovery", "pcie_replay", "mig_mode",
 };
 
 /* The field whose failure makes a value unreadable. */
@@ -74,7 +78,7 @@ static const enum field value_field[V_COUNT] = {
     F_DECODER, F_PCIE_TX, F_PCIE_RX, F_THROTTLE, F_ENERGY, F_ECC_MODE, F_ECC_CORRECTED,
     F_ECC_UNCORRECTED, F_MEMORY_TEMPERATURE, F_REMAPPED_ROWS, F_REMAPPED_ROWS, F_REMAPPED_ROWS,
     F_REMAPPED_ROWS, F_RETIRED_PAGES, F_RETIRED_PAGES, F_RETIRED_PAGES, F_ECC_AGGREGATE,
-    F_ECC_AGGREGATE, F_NVLINK, F_NVLINK, F_NVLINK, F_NVLINK, F_NVLINK, F_PCIE_REPLAY,
+    F_ECC_AGGREGATE, F_NVLINK, F_NVLINK, F_NVLINK, F_NVLINK, F_NVLINK, F_PCIE_REPLAY, F_MIG,
 };
 
 struct proc {
@@ -85,6 +89,17 @@ struct proc {
 struct util_sample {
     unsigned int pid;
     unsigned int sm;
+};
+
+/* A MIG device: a GPU instance with a compute instance, and the processes on it. */
+struct mig_dev {
+    int present;
+    char name[NAME_LEN];
+    char uuid[NAME_LEN];
+    unsigned int gi, ci;
+    unsigned long long memory_total, memory_used;
+    struct proc compute[MAX_PROCS];
+    unsigned int n_compute;
 };
 
 struct gpu {
@@ -102,11 +117,14 @@ struct gpu {
     unsigned int n_util;
     unsigned long long xids[MAX_XIDS]; /* Xid events, in the order they happen */
     unsigned int n_xids;
+    struct mig_dev migs[MAX_MIG]; /* used while mig_mode is 1 */
 };
 
-/* The device handle NVML hands out is a pointer to one of these. */
+/* The device handle NVML hands out is a pointer to one of these: a whole GPU (mig 0) or its
+ * MIG device mig - 1. */
 struct nvmlDevice_st {
     unsigned int index;
+    unsigned int mig;
 };
 
 static struct scenario {
@@ -116,6 +134,7 @@ static struct scenario {
 } current;
 
 static struct nvmlDevice_st devices[MAX_GPUS];
+static struct nvmlDevice_st mig_handles[MAX_GPUS][MAX_MIG];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static int initialised;
 static unsigned long long util_clock; /* timestamps handed out with process samples */
@@ -124,7 +143,7 @@ static int loaded;
 
 /* ---- call counting ------------------------------------------------------------------------ */
 
-#define MAX_COUNTED 48
+#define MAX_COUNTED 64
 static struct {
     const char *name;
     unsigned long calls;
@@ -199,6 +218,44 @@ static int parse_u64(const char *text, unsigned long long *out) {
     return *end ? -1 : 0;
 }
 
+/* "<pid> <bytes|na>" appended to a process list; returns 0 or -1. */
+static int parse_proc(char *arg, struct proc *list, unsigned int *n) {
+    char *pid = arg ? strtok(arg, " \t") : NULL;
+    char *used = strtok(NULL, " \t");
+    unsigned long long p, u = NVML_VALUE_NOT_AVAILABLE;
+    if (*n >= MAX_PROCS || parse_u64(pid, &p) || !used) return -1;
+    if (strcmp(used, "na") != 0 && parse_u64(used, &u)) return -1;
+    list[*n].pid = (unsigned int)p;
+    list[(*n)++].used = u;
+    return 0;
+}
+
+/* The rest of a "gpu <index> mig <k> <key> <value>" line. */
+static int parse_mig_line(struct gpu *g, char *arg) {
+    unsigned long long k, x;
+    char *index = arg ? strtok(arg, " \t") : NULL;
+    if (parse_u64(index, &k) || k >= MAX_MIG) return -1;
+    struct mig_dev *m = &g->migs[k];
+    m->present = 1;
+    char *key = strtok(NULL, " \t");
+    if (!key) return 0;
+    char *value = strtok(NULL, "");
+    while (value && (*value == ' ' || *value == '\t')) value++;
+    if (!value) return -1;
+    if (strcmp(key, "name") == 0 || strcmp(key, "uuid") == 0) {
+        snprintf(key[0] == 'n' ? m->name : m->uuid, NAME_LEN, "%s", value);
+        return 0;
+    }
+    if (strcmp(key, "compute") == 0) return parse_proc(value, m->compute, &m->n_compute);
+    if (parse_u64(value, &x)) return -1;
+    if (strcmp(key, "gi") == 0) m->gi = (unsigned int)x;
+    else if (strcmp(key, "ci") == 0) m->ci = (unsigned int)x;
+    else if (strcmp(key, "memory_total") == 0) m->memory_total = x;
+    else if (strcmp(key, "memory_used") == 0) m->memory_used = x;
+    else return -1;
+    return 0;
+}
+
 /* One "gpu <index> ..." line; returns 0 or -1 for a line it cannot use. */
 static int parse_gpu_line(struct scenario *s, char *rest) {
     char *tok = strtok(rest, " \t");
@@ -223,17 +280,10 @@ static int parse_gpu_line(struct scenario *s, char *rest) {
         return (f < 0 || !code) ? -1 : parse_error(code, &g->fail[f]);
     }
     if (strcmp(key, "compute") == 0 || strcmp(key, "graphics") == 0) {
-        struct proc *list = key[0] == 'c' ? g->compute : g->graphics;
-        unsigned int *n = key[0] == 'c' ? &g->n_compute : &g->n_graphics;
-        char *pid = arg ? strtok(arg, " \t") : NULL;
-        char *used = strtok(NULL, " \t");
-        unsigned long long p, u = NVML_VALUE_NOT_AVAILABLE;
-        if (*n >= MAX_PROCS || parse_u64(pid, &p) || !used) return -1;
-        if (strcmp(used, "na") != 0 && parse_u64(used, &u)) return -1;
-        list[*n].pid = (unsigned int)p;
-        list[(*n)++].used = u;
-        return 0;
+        if (key[0] == 'c') return parse_proc(arg, g->compute, &g->n_compute);
+        return parse_proc(arg, g->graphics, &g->n_graphics);
     }
+    if (strcmp(key, "mig") == 0) return parse_mig_line(g, arg);
     if (strcmp(key, "xid") == 0) {
         if (g->n_xids >= MAX_XIDS || parse_u64(arg, &g->xids[g->n_xids])) return -1;
         g->n_xids++;
@@ -260,6 +310,10 @@ static int parse_scenario(const char *path, struct scenario *s) {
     for (int i = 0; i < MAX_GPUS; i++) {
         snprintf(s->gpus[i].name, NAME_LEN, "Fake GPU %d", i);
         snprintf(s->gpus[i].uuid, NAME_LEN, "GPU-fake-%04d", i);
+        for (int k = 0; k < MAX_MIG; k++) {
+            snprintf(s->gpus[i].migs[k].name, NAME_LEN, "Fake GPU %d MIG 1g.10gb", i);
+            snprintf(s->gpus[i].migs[k].uuid, NAME_LEN, "MIG-fake-%04d-%d", i, k);
+        }
     }
     FILE *fh = fopen(path, "r");
     if (!fh) {
@@ -318,22 +372,39 @@ static int refresh(void) {
 /* ---- entry points ------------------------------------------------------------------------- */
 
 /* Common prologue for calls on a device: count, lock, refresh, validate. */
-#define DEVICE_CALL(fn, dev)                                                        \
+#define DEVICE_CALL(fn, dev) ANY_DEVICE_CALL(fn, dev, 0)
+/* For the calls that also answer on a MIG device handle; m is its MIG device, or NULL. */
+#define MIG_DEVICE_CALL(fn, dev)                                                    \
+    ANY_DEVICE_CALL(fn, dev, 1);                                                    \
+    struct mig_dev *m = (dev)->mig ? &g->migs[(dev)->mig - 1] : NULL
+#define ANY_DEVICE_CALL(fn, dev, mig_ok)                                            \
     pthread_mutex_lock(&lock);                                                      \
     count_call(fn);                                                                 \
     refresh();                                                                      \
-    nvmlReturn_t ret_ = check_device(dev);                                          \
+    nvmlReturn_t ret_ = check_device(dev, mig_ok);                                  \
     if (ret_ != NVML_SUCCESS) {                                                     \
         pthread_mutex_unlock(&lock);                                                \
         return ret_;                                                                \
     }                                                                               \
     struct gpu *g = &current.gpus[(dev)->index]
 
-static nvmlReturn_t check_device(nvmlDevice_t dev) {
+static int is_mig_handle(nvmlDevice_t dev) {
+    return dev >= &mig_handles[0][0] && dev < &mig_handles[0][0] + MAX_GPUS * MAX_MIG;
+}
+
+/* Whether a handle may be used: a MIG device handle only for calls that take one (others are
+ * NOT_SUPPORTED there, as on real MIG devices) and while its MIG device exists. */
+static nvmlReturn_t check_device(nvmlDevice_t dev, int mig_ok) {
     if (!initialised) return NVML_ERROR_UNINITIALIZED;
-    if (!dev || dev < devices || dev >= devices + MAX_GPUS) return NVML_ERROR_INVALID_ARGUMENT;
+    int mig = dev && is_mig_handle(dev);
+    if (!dev || (!mig && (dev < devices || dev >= devices + MAX_GPUS)))
+        return NVML_ERROR_INVALID_ARGUMENT;
     if (dev->index >= current.count) return NVML_ERROR_GPU_IS_LOST;
-    return current.gpus[dev->index].state;
+    struct gpu *g = &current.gpus[dev->index];
+    if (g->state != NVML_SUCCESS || !mig) return g->state;
+    if (!mig_ok) return NVML_ERROR_NOT_SUPPORTED;
+    if (!g->val[V_MIG_MODE] || !g->migs[dev->mig - 1].present) return NVML_ERROR_INVALID_ARGUMENT;
+    return NVML_SUCCESS;
 }
 
 static nvmlReturn_t done(nvmlReturn_t ret) {
@@ -438,18 +509,18 @@ static nvmlReturn_t copy_text(const char *text, char *out, unsigned int length) 
 #ifndef OMIT_nvmlDeviceGetName
 nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned int length) {
     if (!name) return NVML_ERROR_INVALID_ARGUMENT;
-    DEVICE_CALL("nvmlDeviceGetName", device);
+    MIG_DEVICE_CALL("nvmlDeviceGetName", device);
     if (g->fail[F_NAME] != NVML_SUCCESS) return done(g->fail[F_NAME]);
-    return done(copy_text(g->name, name, length));
+    return done(copy_text(m ? m->name : g->name, name, length));
 }
 #endif
 
 #ifndef OMIT_nvmlDeviceGetUUID
 nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned int length) {
     if (!uuid) return NVML_ERROR_INVALID_ARGUMENT;
-    DEVICE_CALL("nvmlDeviceGetUUID", device);
+    MIG_DEVICE_CALL("nvmlDeviceGetUUID", device);
     if (g->fail[F_UUID] != NVML_SUCCESS) return done(g->fail[F_UUID]);
-    return done(copy_text(g->uuid, uuid, length));
+    return done(copy_text(m ? m->uuid : g->uuid, uuid, length));
 }
 #endif
 
@@ -468,8 +539,15 @@ nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_
 }
 #endif
 
-/* total, used (excluding reserved) and reserved memory of GPU g. */
-static nvmlReturn_t read_memory(struct gpu *g, unsigned long long m[3]) {
+/* total, used (excluding reserved) and reserved memory of GPU g, or of its MIG device mig. */
+static nvmlReturn_t read_memory(struct gpu *g, const struct mig_dev *mig, unsigned long long m[3]) {
+    if (mig) {
+        if (g->fail[F_MEMORY] != NVML_SUCCESS) return g->fail[F_MEMORY];
+        m[0] = mig->memory_total;
+        m[1] = mig->memory_used;
+        m[2] = 0;
+        return NVML_SUCCESS;
+    }
     nvmlReturn_t r = read_value(g, V_MEMORY_TOTAL, &m[0]);
     if (r == NVML_SUCCESS) r = read_value(g, V_MEMORY_USED, &m[1]);
     m[2] = g->has[V_MEMORY_RESERVED] ? g->val[V_MEMORY_RESERVED] : 0;
@@ -479,13 +557,13 @@ static nvmlReturn_t read_memory(struct gpu *g, unsigned long long m[3]) {
 #ifndef OMIT_nvmlDeviceGetMemoryInfo
 nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory) {
     if (!memory) return NVML_ERROR_INVALID_ARGUMENT;
-    DEVICE_CALL("nvmlDeviceGetMemoryInfo", device);
-    unsigned long long m[3];
-    nvmlReturn_t r = read_memory(g, m);
+    MIG_DEVICE_CALL("nvmlDeviceGetMemoryInfo", device);
+    unsigned long long mem[3];
+    nvmlReturn_t r = read_memory(g, m, mem);
     if (r == NVML_SUCCESS) { /* v1 counts reserved memory as used */
-        memory->total = m[0];
-        memory->used = m[1] + m[2];
-        memory->free = m[0] - m[1] - m[2];
+        memory->total = mem[0];
+        memory->used = mem[1] + mem[2];
+        memory->free = mem[0] - mem[1] - mem[2];
     }
     return done(r);
 }
@@ -494,15 +572,15 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory) 
 #ifndef OMIT_nvmlDeviceGetMemoryInfo_v2
 nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t *memory) {
     if (!memory) return NVML_ERROR_INVALID_ARGUMENT;
-    DEVICE_CALL("nvmlDeviceGetMemoryInfo_v2", device);
+    MIG_DEVICE_CALL("nvmlDeviceGetMemoryInfo_v2", device);
     if (memory->version != nvmlMemory_v2) return done(NVML_ERROR_ARGUMENT_VERSION_MISMATCH);
-    unsigned long long m[3];
-    nvmlReturn_t r = read_memory(g, m);
+    unsigned long long mem[3];
+    nvmlReturn_t r = read_memory(g, m, mem);
     if (r == NVML_SUCCESS) {
-        memory->total = m[0];
-        memory->used = m[1];
-        memory->reserved = m[2];
-        memory->free = m[0] - m[1] - m[2];
+        memory->total = mem[0];
+        memory->used = mem[1];
+        memory->reserved = mem[2];
+        memory->free = mem[0] - mem[1] - mem[2];
     }
     return done(r);
 }
@@ -861,19 +939,48 @@ nvmlReturn_t nvmlEventSetFree(nvmlEventSet_t set) {
 }
 #endif
 
-/* The two-call protocol: with too small a buffer (or none), say how many and refuse. */
-static nvmlReturn_t list_processes(struct gpu *g, enum field f, const struct proc *list,
-                                   unsigned int n, unsigned int *count, nvmlProcessInfo_t *infos) {
+/* Appends a process list to out (up to MAX_PROCS), with the instance ids of mig (or none). */
+static unsigned int gather(nvmlProcessInfo_t *out, unsigned int n, const struct proc *list,
+                           unsigned int count, const struct mig_dev *mig) {
+    for (unsigned int i = 0; i < count && n < MAX_PROCS; i++, n++) {
+        out[n].pid = list[i].pid;
+        out[n].usedGpuMemory = list[i].used;
+        out[n].gpuInstanceId = mig ? mig->gi : 0xFFFFFFFFu;
+        out[n].computeInstanceId = mig ? mig->ci : 0xFFFFFFFFu;
+    }
+    return n;
+}
+
+/* The two-call protocol: with too small a buffer (or none), say how many and refuse. On a GPU
+ * in MIG mode the whole GPU's compute list also holds every MIG device's processes, with their
+ * instance ids (what NVML gives a privileged caller); a MIG device's handle lists its own. */
+static nvmlReturn_t list_processes(struct gpu *g, const struct mig_dev *mig, int compute,
+                                   unsigned int *count, nvmlProcessInfo_t *infos) {
+    enum field f = compute ? F_COMPUTE_PROCESSES : F_GRAPHICS_PROCESSES;
     if (g->fail[f] != NVML_SUCCESS) return g->fail[f];
+    if (mig && g->fail[F_MIG_PROCESSES] != NVML_SUCCESS) return g->fail[F_MIG_PROCESSES];
+    static nvmlProcessInfo_t all[MAX_PROCS];
+    unsigned int n = 0;
+    if (mig) {
+        if (compute) n = gather(all, 0, mig->compute, mig->n_compute, mig);
+    } else if (compute) {
+        n = gather(all, 0, g->compute, g->n_compute, NULL);
+        for (int k = 0; g->val[V_MIG_MODE] && k < MAX_MIG; k++) {
+            if (g->migs[k].present)
+                n = gather(all, n, g->migs[k].compute, g->migs[k].n_compute, &g->migs[k]);
+        }
+    } else {
+        n = gather(all, 0, g->graphics, g->n_graphics, NULL);
+    }
     if (*count < n || (n > 0 && !infos)) {
         *count = n;
         return NVML_ERROR_INSUFFICIENT_SIZE;
     }
     for (unsigned int i = 0; i < n; i++) {
-        infos[i].pid = list[i].pid;
-        infos[i].usedGpuMemory = list[i].used;
-        infos[i].gpuInstanceId = 0xFFFFFFFFu;
-        infos[i].computeInstanceId = 0xFFFFFFFFu;
+        infos[i].pid = all[i].pid;
+        infos[i].usedGpuMemory = all[i].usedGpuMemory;
+        infos[i].gpuInstanceId = all[i].gpuInstanceId;
+        infos[i].computeInstanceId = all[i].computeInstanceId;
     }
     *count = n;
     return NVML_SUCCESS;
@@ -883,8 +990,8 @@ static nvmlReturn_t list_processes(struct gpu *g, enum field f, const struct pro
 nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsigned int *count,
                                                      nvmlProcessInfo_t *infos) {
     if (!count) return NVML_ERROR_INVALID_ARGUMENT;
-    DEVICE_CALL("nvmlDeviceGetComputeRunningProcesses_v3", device);
-    return done(list_processes(g, F_COMPUTE_PROCESSES, g->compute, g->n_compute, count, infos));
+    MIG_DEVICE_CALL("nvmlDeviceGetComputeRunningProcesses_v3", device);
+    return done(list_processes(g, m, 1, count, infos));
 }
 #endif
 
@@ -892,8 +999,8 @@ nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsign
 nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v3(nvmlDevice_t device, unsigned int *count,
                                                       nvmlProcessInfo_t *infos) {
     if (!count) return NVML_ERROR_INVALID_ARGUMENT;
-    DEVICE_CALL("nvmlDeviceGetGraphicsRunningProcesses_v3", device);
-    return done(list_processes(g, F_GRAPHICS_PROCESSES, g->graphics, g->n_graphics, count, infos));
+    MIG_DEVICE_CALL("nvmlDeviceGetGraphicsRunningProcesses_v3", device);
+    return done(list_processes(g, m, 0, count, infos));
 }
 #endif
 
@@ -920,5 +1027,67 @@ nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t device,
     }
     *count = g->n_util;
     return done(NVML_SUCCESS);
+}
+#endif
+
+/* ---- MIG: devices 0 .. MAX_MIG-1 of a GPU whose mig_mode is 1, where the scenario made them --- */
+
+#ifndef OMIT_nvmlDeviceGetMigMode
+nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned int *cur, unsigned int *pending) {
+    if (!cur || !pending) return NVML_ERROR_INVALID_ARGUMENT;
+    DEVICE_CALL("nvmlDeviceGetMigMode", device);
+    unsigned long long mode;
+    nvmlReturn_t r = read_value(g, V_MIG_MODE, &mode);
+    if (r == NVML_SUCCESS) *cur = *pending = mode ? NVML_DEVICE_MIG_ENABLE : NVML_DEVICE_MIG_DISABLE;
+    return done(r);
+}
+#endif
+
+#ifndef OMIT_nvmlDeviceGetMaxMigDeviceCount
+nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t device, unsigned int *count) {
+    if (!count) return NVML_ERROR_INVALID_ARGUMENT;
+    DEVICE_CALL("nvmlDeviceGetMaxMigDeviceCount", device);
+    unsigned long long mode;
+    nvmlReturn_t r = read_value(g, V_MIG_MODE, &mode);
+    if (r == NVML_SUCCESS) *count = MAX_MIG - 1; /* 7, as on an A100 or H100 */
+    return done(r);
+}
+#endif
+
+#ifndef OMIT_nvmlDeviceGetMigDeviceHandleByIndex
+nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t device, unsigned int index,
+                                                 nvmlDevice_t *mig) {
+    if (!mig) return NVML_ERROR_INVALID_ARGUMENT;
+    DEVICE_CALL("nvmlDeviceGetMigDeviceHandleByIndex", device);
+    if (g->fail[F_MIG_DEVICES] != NVML_SUCCESS) return done(g->fail[F_MIG_DEVICES]);
+    if (!g->val[V_MIG_MODE] || index >= MAX_MIG - 1) return done(NVML_ERROR_INVALID_ARGUMENT);
+    if (!g->migs[index].present) return done(NVML_ERROR_NOT_FOUND);
+    struct nvmlDevice_st *h = &mig_handles[device->index][index];
+    h->index = device->index;
+    h->mig = index + 1;
+    *mig = h;
+    return done(NVML_SUCCESS);
+}
+#endif
+
+static nvmlReturn_t instance_id(nvmlDevice_t device, const char *fn, int compute,
+                                unsigned int *id) {
+    if (!id) return NVML_ERROR_INVALID_ARGUMENT;
+    MIG_DEVICE_CALL(fn, device);
+    (void)g;
+    if (!m) return done(NVML_ERROR_INVALID_ARGUMENT); /* not a MIG device handle */
+    *id = compute ? m->ci : m->gi;
+    return done(NVML_SUCCESS);
+}
+
+#ifndef OMIT_nvmlDeviceGetGpuInstanceId
+nvmlReturn_t nvmlDeviceGetGpuInstanceId(nvmlDevice_t device, unsigned int *id) {
+    return instance_id(device, "nvmlDeviceGetGpuInstanceId", 0, id);
+}
+#endif
+
+#ifndef OMIT_nvmlDeviceGetComputeInstanceId
+nvmlReturn_t nvmlDeviceGetComputeInstanceId(nvmlDevice_t device, unsigned int *id) {
+    return instance_id(device, "nvmlDeviceGetComputeInstanceId", 1, id);
 }
 #endif

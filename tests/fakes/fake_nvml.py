@@ -42,6 +42,13 @@ rename, with a strictly increasing mtime)::
     gpu <i> graphics <pid> <bytes|na>   a graphics process
     gpu <i> sm_util <pid> <percent>     a process utilization sample
     gpu <i> xid <code>              an Xid event, delivered once to an event set created before it
+    gpu <i> mig <k> [<key> <value>] MIG device k (0-6) of a GPU with ``mig_mode 1``; keys: name
+                                    (default "Fake GPU <i> MIG 1g.10gb"), uuid, gi, ci,
+                                    memory_total, memory_used, compute <pid> <bytes|na>
+
+On a GPU in MIG mode the whole GPU's compute list also holds its MIG devices' processes, with
+their instance ids, as NVML gives a privileged caller; a MIG device's handle answers name, uuid,
+memory, its own processes and its instance ids, and NOT_SUPPORTED to every other call.
 
 A value never given reads as NOT_SUPPORTED; ``Scenario.set_gpu`` fills every value from
 ``DEFAULTS`` the first time it sees a GPU. ERROR is an NVML error name without the
@@ -107,6 +114,7 @@ VALUE_NAMES = (
     "nvlink_replay",
     "nvlink_recovery",
     "pcie_replay",
+    "mig_mode",
 )
 FIELDS = (
     "name",
@@ -140,6 +148,9 @@ FIELDS = (
     "nvlink",
     "pcie_replay",
     "events",
+    "mig",
+    "mig_devices",
+    "mig_processes",
 )
 ERRORS = (
     "OK",
@@ -317,6 +328,7 @@ class Scenario:
         self._procs: dict[int, tuple[list[tuple[int, int | None]], ...]] = {}
         self._sm: dict[int, dict[int, int]] = {}
         self._xids: dict[int, list[int]] = {}
+        self._migs: dict[int, dict[int, dict[str, object]]] = {}
         self._last_mtime_ns = 0
 
     def set_gpu(self, index: int, **values: int | str) -> Scenario:
@@ -347,6 +359,22 @@ class Scenario:
         """An Xid event on GPU ``index``, delivered once to an event set waiting on the GPU."""
         self._gpu(index)
         self._xids.setdefault(index, []).append(code)
+        return self
+
+    def set_mig(
+        self,
+        index: int,
+        mig: int,
+        compute: Iterable[tuple[int, int | None]] = (),
+        **values: int | str,
+    ) -> Scenario:
+        """MIG device ``mig`` of GPU ``index`` (turns MIG mode on): ``name``, ``uuid``, ``gi``,
+        ``ci``, ``memory_total``, ``memory_used``, and its compute processes."""
+        unknown = sorted(set(values) - {"name", "uuid", "gi", "ci", "memory_total", "memory_used"})
+        if unknown:
+            raise ValueError(f"unknown MIG values {unknown}")
+        self.set_gpu(index, mig_mode=1)
+        self._migs.setdefault(index, {})[mig] = {**values, "compute": list(compute)}
         return self
 
     def lose_gpu(self, index: int, error: str = "GPU_IS_LOST") -> Scenario:
@@ -391,6 +419,17 @@ class Scenario:
                 lines += [f"gpu {i} {kind} {pid} {'na' if b is None else b}" for pid, b in procs]
             lines += [f"gpu {i} sm_util {pid} {sm}" for pid, sm in self._sm.get(i, {}).items()]
             lines += [f"gpu {i} xid {code}" for code in self._xids.get(i, [])]
+            for k, mig in self._migs.get(i, {}).items():
+                lines.append(f"gpu {i} mig {k}")
+                for key, value in mig.items():
+                    if key == "compute":
+                        assert isinstance(value, list)
+                        lines += [
+                            f"gpu {i} mig {k} compute {pid} {'na' if b is None else b}"
+                            for pid, b in value
+                        ]
+                    else:
+                        lines.append(f"gpu {i} mig {k} {key} {value}")
         return "\n".join(lines) + "\n"
 
     def write(self) -> Path:
