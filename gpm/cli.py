@@ -247,6 +247,10 @@ def _format_status(snap: Snapshot) -> str:
             f"  {g.health or '-'}"
         )
         lines.extend(f"    ! {reason}" for reason in g.health_reasons)
+        for m in g.mig_devices or ():
+            label = f"  MIG {m.index} {m.profile or '?'}"
+            mem = f"{_gib(m.memory_used_bytes)}/{_gib(m.memory_total_bytes)}"
+            lines.append(f"{label:<38}{_fmt(m.utilization_percent, '%'):>6}{mem:>14}")
         if g.processes is None:
             lines.append("    processes: unknown")
         for p in g.processes or ():
@@ -254,9 +258,10 @@ def _format_status(snap: Snapshot) -> str:
             workload = c.workload.value if c else "?"
             reason = c.reason if c else ""
             mem_mib = "-" if p.gpu_memory_bytes is None else f"{p.gpu_memory_bytes / 2**20:.0f}MiB"
+            mig = "" if p.mig_index is None else f"MIG {p.mig_index}  "
             lines.append(
                 f"    pid {p.pid:<8} {(p.name or '?')[:24]:<24} {mem_mib:>9}  "
-                f"{workload:<16} {reason}"
+                f"{mig}{workload:<16} {reason}"
             )
     return "\n".join(lines)
 

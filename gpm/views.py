@@ -47,6 +47,7 @@ def process_view(p: GpuProcess, now: float) -> dict[str, Any]:
         "model": c.model if c else None,
         "container": c.container if c else None,
         "steam_app_id": c.steam_app_id if c else None,
+        "mig_index": p.mig_index,
     }
 
 
@@ -57,6 +58,7 @@ def sample_view(s: GpuSample, now: float) -> dict[str, Any]:
         value = getattr(s, r.name)
         out[r.name] = round(value, r.digits) if value is not None and r.digits else value
     out["nvlinks"] = None if s.nvlinks is None else [_plain(link, ()) for link in s.nvlinks]
+    out["mig_devices"] = None if s.mig_devices is None else [_plain(m, ()) for m in s.mig_devices]
     out["health"] = s.health
     out["health_reasons"] = list(s.health_reasons)
     out["throttle_reasons"] = list(s.throttle_reasons) if s.throttle_reasons is not None else None

@@ -498,6 +498,11 @@ export interface components {
              * @description Memory controller utilization. [%]
              */
             memory_utilization_percent: number | null;
+            /**
+             * Mig Devices
+             * @description each MIG device of a GPU in MIG mode; null when MIG is off or unsupported
+             */
+            mig_devices: components["schemas"]["MigDevice"][] | null;
             /** Name */
             name: string | null;
             /**
@@ -777,6 +782,34 @@ export interface components {
             /** Trend Percent */
             trend_percent: number | null;
         };
+        /** MigDevice */
+        MigDevice: {
+            /** Compute Instance Id */
+            compute_instance_id: number | null;
+            /** Gpu Instance Id */
+            gpu_instance_id: number | null;
+            /**
+             * Index
+             * @description the MIG device's place on its GPU (nvidia-smi's MIG Dev)
+             */
+            index: number;
+            /** Memory Total Bytes */
+            memory_total_bytes: number | null;
+            /** Memory Used Bytes */
+            memory_used_bytes: number | null;
+            /**
+             * Profile
+             * @description the MIG profile, e.g. "1g.10gb"
+             */
+            profile: string | null;
+            /**
+             * Utilization Percent
+             * @description null where NVML gives none
+             */
+            utilization_percent: number | null;
+            /** Uuid */
+            uuid: string | null;
+        };
         /** MinAvgMax */
         MinAvgMax: {
             /** Avg */
@@ -881,6 +914,11 @@ export interface components {
             gpu_memory_bytes: number | null;
             /** Kind */
             kind: string;
+            /**
+             * Mig Index
+             * @description the MIG device it runs on (its index in mig_devices); null: the whole GPU
+             */
+            mig_index: number | null;
             /** Model */
             model: string | null;
             /** Name */
@@ -964,6 +1002,11 @@ export interface components {
             gpu_memory_bytes: number | null;
             /** Kind */
             kind: string;
+            /**
+             * Mig Index
+             * @description the MIG device it runs on (its index in mig_devices); null: the whole GPU
+             */
+            mig_index: number | null;
             /** Model */
             model: string | null;
             /** Name */

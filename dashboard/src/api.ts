@@ -12,6 +12,7 @@ export type GpuIdentity = Schemas["GpuRef"];
 export type Info = Schemas["Info"];
 export type Process = Schemas["Process"];
 export type GpuReading = Schemas["GpuNow"];
+export type MigDevice = Schemas["MigDevice"];
 export type Realtime = Schemas["Realtime"];
 export type MinAvgMax = Schemas["MinAvgMax"];
 export type MetricStats = Schemas["MetricStats"];

@@ -82,6 +82,9 @@ class Process(_Model):
     model: str | None
     container: str | None
     steam_app_id: int | None
+    mig_index: int | None = Field(
+        description="the MIG device it runs on (its index in mig_devices); null: the whole GPU"
+    )
 
 
 class NvLink(_Model):
@@ -90,6 +93,17 @@ class NvLink(_Model):
     crc_errors: int | None
     replay_errors: int | None
     recovery_errors: int | None
+
+
+class MigDevice(_Model):
+    index: int = Field(description="the MIG device's place on its GPU (nvidia-smi's MIG Dev)")
+    uuid: str | None
+    profile: str | None = Field(description='the MIG profile, e.g. "1g.10gb"')
+    gpu_instance_id: int | None
+    compute_instance_id: int | None
+    memory_used_bytes: int | None
+    memory_total_bytes: int | None
+    utilization_percent: float | None = Field(description="null where NVML gives none")
 
 
 class _GpuIdentity(_Model):
@@ -105,6 +119,9 @@ class _GpuIdentity(_Model):
     health_reasons: list[str]
     nvlinks: list[NvLink] | None = Field(
         description="each NVLink link's state and error counters; null on a GPU without NVLink"
+    )
+    mig_devices: list[MigDevice] | None = Field(
+        description="each MIG device of a GPU in MIG mode; null when MIG is off or unsupported"
     )
     throttle_reasons: list[str] | None
     processes: list[Process] | None

@@ -60,6 +60,15 @@ UNCLASSIFIED = "unclassified"
 _GPU_LABELS = ("gpu_id", "gpu_name", "gpu_uuid")
 
 
+# A MIG device's readings, each its own family labelled with the device (never summed into
+# the GPU's): the MigDevice attribute and its help.
+_MIG_READINGS = (
+    ("memory_used_bytes", "GPU memory used on the MIG device."),
+    ("memory_total_bytes", "GPU memory of the MIG device."),
+    ("utilization_percent", "Utilization of the MIG device, where NVML gives it."),
+)
+
+
 def _gpu_labels(g: GpuSample) -> list[str]:
     return [str(g.gpu_id), g.name or "", g.uuid or ""]
 
@@ -118,14 +127,18 @@ class _GpuFamilies:
         )
         self.proc_mem = GaugeMetricFamily(
             "gpm_gpu_process_memory_bytes",
-            "GPU memory held by processes, by workload.",
-            labels=("gpu_id", "workload"),
+            "GPU memory held by processes, by workload (and MIG device, in MIG mode).",
+            labels=("gpu_id", "workload", "mig_instance"),
         )
         self.procs = GaugeMetricFamily(
             "gpm_gpu_processes",
-            "Processes on the GPU, by workload.",
-            labels=("gpu_id", "workload"),
+            "Processes on the GPU, by workload (and MIG device, in MIG mode).",
+            labels=("gpu_id", "workload", "mig_instance"),
         )
+        mig = (*_GPU_LABELS, "mig_instance", "mig_uuid", "mig_profile")
+        self.mig = [
+            GaugeMetricFamily(f"gpm_mig_{key}", help, labels=mig) for key, help in _MIG_READINGS
+        ]
 
     def add(self, g: GpuSample) -> None:
         labels = _gpu_labels(g)
@@ -169,16 +182,24 @@ class _GpuFamilies:
                 self.throttle.add_sample(
                     self.throttle.name, {**shared, "reason": reason}, float(reason in active)
                 )
+        for m in g.mig_devices or ():
+            at = {**shared, "mig_instance": str(m.index), "mig_uuid": m.uuid or ""}
+            at["mig_profile"] = m.profile or ""
+            for family, (key, _) in zip(self.mig, _MIG_READINGS, strict=True):
+                value = getattr(m, key)
+                if value is not None:
+                    family.add_sample(family.name, at, float(value))
         if g.processes is not None:
-            count: TallyCounter[str] = TallyCounter()
-            memory: TallyCounter[str] = TallyCounter()
+            count: TallyCounter[tuple[str, str]] = TallyCounter()
+            memory: TallyCounter[tuple[str, str]] = TallyCounter()
             for p in g.processes:
                 workload = p.classification.workload.value if p.classification else UNCLASSIFIED
-                count[workload] += 1
-                memory[workload] += p.gpu_memory_bytes or 0
-            for workload in sorted(count):
-                self.procs.add_metric([str(g.gpu_id), workload], float(count[workload]))
-                self.proc_mem.add_metric([str(g.gpu_id), workload], float(memory[workload]))
+                where = (workload, "" if p.mig_index is None else str(p.mig_index))
+                count[where] += 1
+                memory[where] += p.gpu_memory_bytes or 0
+            for where in sorted(count):
+                self.procs.add_metric([str(g.gpu_id), *where], float(count[where]))
+                self.proc_mem.add_metric([str(g.gpu_id), *where], float(memory[where]))
 
     def families(self) -> Iterator[Metric]:
         yield self.up
@@ -186,6 +207,7 @@ class _GpuFamilies:
         yield from self.readings.values()
         yield from (self.health, self.nvlink_up, self.nvlink_errors, self.throttle)
         yield from (self.procs, self.proc_mem)
+        yield from self.mig
 
 
 class StateCollector(Collector):

@@ -26,6 +26,7 @@ from tests.dashboard.dashboard_harness import (
     warm_up,
     watch_heap,
 )
+from tests.fakes.fake_nvml import Scenario, build_fake_nvml
 
 SKIP_REASON = missing_prerequisite()
 pytestmark = pytest.mark.skipif(SKIP_REASON is not None, reason=str(SKIP_REASON))
@@ -150,6 +151,39 @@ def test_every_gpu_has_a_tile_and_a_click_selects_it(page: Page, gpm: GpmProcess
     expect(page.locator("[data-testid=gpu-tile][data-gpu='1']")).to_have_attribute(
         "aria-pressed", "true"
     )
+
+
+def test_a_mig_gpu_shows_its_devices_and_where_each_process_runs(
+    browser: Browser, gpm_process: Callable[..., GpmProcess], tmp_path: Path
+) -> None:
+    """Through the fake NVML library: an A100 in MIG mode with a process on each instance."""
+    gib = 1 << 30
+    scenario = Scenario(tmp_path / "scenario.txt")
+    scenario.set_gpu(0, name="NVIDIA A100-SXM4-80GB", memory_total=80 * gib)
+    scenario.set_mig(0, 0, name="A100 MIG 3g.40gb", memory_total=40 * gib,
+                     memory_used=20 * gib, gi=1, compute=[(4242, 19 * gib)])  # fmt: skip
+    scenario.set_mig(0, 1, name="A100 MIG 1g.10gb", memory_total=10 * gib,
+                     memory_used=5 * gib, gi=9, compute=[(5151, 4 * gib)])  # fmt: skip
+    scenario.set_gpu(1, name="NVIDIA GeForce RTX 4090").write()
+    lib = build_fake_nvml(tmp_path / "lib")
+    gpm = gpm_process(GPM_GPU_NVML_LIBRARY=str(lib), FAKE_NVML_SCENARIO=str(scenario.path))
+    gpm.start("run").wait_ready()
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    try:
+        page = context.new_page()
+        page.goto(gpm.api + "/")
+        a100 = page.locator("[data-testid=gpu-tile][data-gpu='0']")
+        expect(a100.get_by_test_id("mig-device")).to_have_text(
+            ["MIG 0 3g.40gb 20.0 GiB / 40.0 GiB", "MIG 1 1g.10gb 5.0 GiB / 10.0 GiB"],
+            timeout=15_000,
+        )
+        rtx = page.locator("[data-testid=gpu-tile][data-gpu='1']")
+        expect(rtx.get_by_test_id("mig-device")).to_have_count(0)
+        expect(page.get_by_test_id("process-mig")).to_have_text(
+            ["MIG 0 3g.40gb", "MIG 1 1g.10gb"], timeout=15_000
+        )
+    finally:
+        context.close()
 
 
 def test_sessions_table_fills_from_proxy_traffic(page: Page, gpm: GpmProcess) -> None:

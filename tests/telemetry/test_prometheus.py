@@ -17,7 +17,7 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from gpm.model import Outcome
+from gpm.model import GpuProcess, GpuSample, MigDevice, Outcome, Snapshot
 from gpm.state import LiveState
 from gpm.telemetry.prometheus import MetricsExporter
 from tests.telemetry.telemetry_data import live_state, session
@@ -87,6 +87,32 @@ def test_processes_are_aggregated_by_workload_without_pids(exporter: MetricsExpo
         2 * 2**28
     )
     assert not any("pid" in dict(labels) for _, labels in s)
+
+
+def test_mig_devices_are_series_of_their_own() -> None:
+    """Each MIG device gets its own labelled series, and processes are counted per instance: a
+    query over the GPU's series never adds instances up into nonsense."""
+    gib = 2**30
+    gpu = GpuSample(
+        0, 1.0, uuid="GPU-a100", name="NVIDIA A100-SXM4-80GB",
+        memory_used_bytes=30 * gib, memory_total_bytes=80 * gib,
+        mig_devices=(
+            MigDevice(0, "MIG-aaaa", "3g.40gb", 1, 0, 20 * gib, 40 * gib),
+            MigDevice(1, "MIG-bbbb", "1g.10gb", 9, 0, 5 * gib, 10 * gib),
+        ),
+        processes=(GpuProcess(4242, gpu_memory_bytes=19 * gib, mig_index=0),
+                   GpuProcess(5151, gpu_memory_bytes=4 * gib, mig_index=1)),
+    )  # fmt: skip
+    state = LiveState()
+    state.snapshot = Snapshot(1.0, "nvml", (gpu,))
+    s = series(MetricsExporter(state).render().decode())
+    assert value(s, "gpm_gpu_memory_used_bytes", gpu_id="0") == 30 * gib
+    used = "gpm_mig_memory_used_bytes"
+    assert value(s, used, mig_instance="0", mig_uuid="MIG-aaaa", mig_profile="3g.40gb") == 20 * gib
+    assert value(s, "gpm_mig_memory_total_bytes", mig_instance="1") == 10 * gib
+    assert value(s, "gpm_mig_utilization_percent", mig_instance="0") is None  # unknown: no series
+    assert value(s, "gpm_gpu_process_memory_bytes", mig_instance="1") == 4 * gib
+    assert value(s, "gpm_gpu_processes", mig_instance="0") == 1
 
 
 def test_llm_metrics(exporter: MetricsExporter) -> None:

@@ -42,4 +42,27 @@ describe("GpuTiles", () => {
     fireEvent.click(tiles[1] as HTMLElement);
     expect(onSelect).toHaveBeenCalledWith(1);
   });
+
+  it("lists a MIG GPU's devices inside its tile, and nothing for a GPU without MIG", () => {
+    const gib = 2 ** 30;
+    const mig = (index: number, profile: string | null, used: number | null, total: number) => ({
+      index,
+      uuid: `MIG-${index}`,
+      profile,
+      gpu_instance_id: index + 1,
+      compute_instance_id: 0,
+      memory_used_bytes: used,
+      memory_total_bytes: total,
+      utilization_percent: null,
+    });
+    const gpus = [
+      gpu(0, { mig_devices: [mig(0, "3g.40gb", 20 * gib, 40 * gib), mig(1, null, null, 10 * gib)] }),
+      gpu(1, { mig_devices: null }),
+    ];
+    render(<GpuTiles gpus={gpus} thresholds={DEFAULT_THRESHOLDS} selection={0} onSelect={vi.fn()} />);
+    const [first, second] = screen.getAllByTestId("gpu-tile") as HTMLElement[];
+    const rows = within(first as HTMLElement).getAllByTestId("mig-device").map((r) => r.textContent);
+    expect(rows).toEqual(["MIG 0 3g.40gb 20.0 GiB / 40.0 GiB", "MIG 1 — — / 10.0 GiB"]);
+    expect(within(second as HTMLElement).queryByTestId("mig-devices")).toBeNull();
+  });
 });

@@ -1,5 +1,5 @@
-import type { GpuReading, Thresholds } from "../api";
-import { formatNumber } from "../format";
+import type { GpuReading, MigDevice, Thresholds } from "../api";
+import { formatBytes, formatNumber } from "../format";
 import { memoryLevel, powerLevel, temperatureLevel, utilizationLevel } from "../thresholds";
 import type { GpuSelection } from "./Header";
 import { HealthBadge } from "./GpuGauges";
@@ -38,6 +38,7 @@ export function GpuTiles({ gpus, thresholds, selection, onSelect }: GpuTilesProp
               <Figure label="temp" text={formatNumber(gpu.temperature_celsius, 0, "°C")} level={temperatureLevel(gpu.temperature_celsius, thresholds)} />
               <Figure label="power" text={formatNumber(gpu.power_watts, 0, "W")} level={powerLevel(gpu.power_watts, gpu.power_limit_watts)} />
             </span>
+            {gpu.mig_devices && gpu.mig_devices.length > 0 ? <MigList devices={gpu.mig_devices} /> : null}
           </button>
         );
       })}
@@ -49,6 +50,24 @@ function Figure({ label, text, level }: { label: string; text: string; level: st
   return (
     <span className={`gpu-tile-figure level-${level}`} data-testid={`tile-${label}`}>
       <span className="muted">{label}</span> {text}
+    </span>
+  );
+}
+
+/** A GPU in MIG mode: each MIG device with its profile and its own memory, inside its GPU
+ * (spans, since a button holds only phrasing content). */
+function MigList({ devices }: { devices: MigDevice[] }) {
+  return (
+    <span className="gpu-tile-migs" data-testid="mig-devices">
+      {devices.map((m) => (
+        <span className="gpu-tile-mig" key={m.index} data-testid="mig-device">
+          <span className="muted">MIG {m.index}</span> {m.profile ?? "—"}{" "}
+          <span>
+            {formatBytes(m.memory_used_bytes)} / {formatBytes(m.memory_total_bytes)}
+          </span>
+          {m.utilization_percent !== null ? <span> · {formatNumber(m.utilization_percent, 0, "%")}</span> : null}
+        </span>
+      ))}
     </span>
   );
 }
