@@ -4,11 +4,13 @@ Splits the time into the NVML calls themselves (the pynvml bindings plus the fak
 measured by a pass that makes only the raw calls) and GPM's own work on top (building samples,
 merging process lists, decoding throttle reasons, handling errors). Needs gcc and nvml.h, as
 the tests do. Run from the repository root: ``.venv/bin/python bench/poll.py`` (every health
-reading on, 18 NVLink links), or with ``--no-health`` for a GPU without them.
+reading on, 18 NVLink links), with ``--no-health`` for a GPU without them, or with ``--mig`` for
+GPUs in MIG mode with 7 MIG devices each, a process on each.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -26,6 +28,7 @@ from tests.fakes.fake_nvml import GIB, Scenario, build_fake_nvml
 PROCESSES_PER_GPU = 4
 NVLINKS = 18  # an H100 SXM's links
 HEALTH = "--no-health" not in sys.argv  # with memory health, NVLink and field values on
+MIG = 7 if "--mig" in sys.argv else 0  # MIG devices per GPU (7: the most an A100/H100 takes)
 
 
 def raw_pass(handles: list[object]) -> None:
@@ -53,6 +56,15 @@ def raw_pass(handles: list[object]) -> None:
         nv.nvmlDeviceGetComputeRunningProcesses(h)
         nv.nvmlDeviceGetGraphicsRunningProcesses(h)
         nv.nvmlDeviceGetProcessUtilization(h, 0)
+        if MIG:
+            nv.nvmlDeviceGetMigMode(h)
+            for index in range(nv.nvmlDeviceGetMaxMigDeviceCount(h)):
+                mig = nv.nvmlDeviceGetMigDeviceHandleByIndex(h, index)
+                nv.nvmlDeviceGetUUID(mig)
+                nv.nvmlDeviceGetMemoryInfo(mig)
+                nv.nvmlDeviceGetComputeRunningProcesses(mig)
+                with contextlib.suppress(nv.NVMLError_NotSupported):
+                    nv.nvmlDeviceGetUtilizationRates(mig)
         if not HEALTH:
             continue
         nv.nvmlDeviceGetFieldValues(
@@ -110,6 +122,11 @@ def measure(lib: Path, scenario: Scenario, gpus: int, repeat: int) -> None:
             i, compute=[(pid, GIB) for pid in pids[:3]], graphics=[(pids[2], GIB), (pids[3], 1)]
         )
         scenario.set_process_utilization(i, {pid: 25 for pid in pids})
+        for k in range(MIG):
+            scenario.set_mig(
+                i, k, gi=k + 1, ci=0, memory_total=10 * GIB, memory_used=GIB,
+                compute=[(50_000 + 10 * i + k, GIB)],
+            )  # fmt: skip
     scenario.write()
     source = NvmlSource(library_path=str(lib))
     try:
@@ -119,7 +136,8 @@ def measure(lib: Path, scenario: Scenario, gpus: int, repeat: int) -> None:
         source.close()
     per_gpu = 1e3 / gpus
     print(
-        f"{gpus} GPU(s), {PROCESSES_PER_GPU} processes each: "
+        f"{gpus} GPU(s), {PROCESSES_PER_GPU + MIG} processes each"
+        f"{f', {MIG} MIG devices each' if MIG else ''}: "
         f"full poll {full * per_gpu:.3f} ms/GPU, NVML calls {raw * per_gpu:.3f} ms/GPU, "
         f"GPM's own work {(full - raw) * per_gpu:.3f} ms/GPU"
     )
