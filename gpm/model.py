@@ -7,7 +7,7 @@ API) only read them. A value the hardware or backend did not report is ``None``,
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 
 from gpm.catalog import STORED_NAMES
@@ -86,6 +86,11 @@ class MigDevice:
     memory_used_bytes: int | None = None
     memory_total_bytes: int | None = None
     utilization_percent: float | None = None  # NVML gives none on most MIG devices
+
+
+# The MIG device fields that are catalog readings of the same name and unit: exported like the
+# GPU's, labelled with the MIG device.
+MIG_READINGS: tuple[str, ...] = tuple(f.name for f in fields(MigDevice) if f.name in STORED_NAMES)
 
 
 @dataclass(frozen=True, slots=True, init=False)

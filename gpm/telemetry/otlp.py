@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from gpm import __version__, catalog
 from gpm.catalog import OtelInstrument, Reading
 from gpm.health import VERDICTS
-from gpm.model import GpuSample, LlmSession, Outcome
+from gpm.model import MIG_READINGS, GpuSample, LlmSession, MigDevice, Outcome
 from gpm.state import LiveState
 from gpm.telemetry import CHUNK_GAP_SECONDS_BUCKETS, PERFORMANCE_KINDS, ModelLabels
 
@@ -128,6 +128,19 @@ def gpu_attributes(g: GpuSample) -> dict[str, str]:
     }
     if g.name:
         attrs["hw.model"] = g.name
+    return attrs
+
+
+def mig_attributes(g: GpuSample, m: MigDevice) -> dict[str, str]:
+    """A MIG device as hardware of its own, whose ``hw.parent`` is its GPU."""
+    parent = gpu_attributes(g)["hw.id"]
+    attrs = {
+        "hw.id": m.uuid or f"{parent}/mig{m.index}",
+        "hw.name": f"gpu{g.gpu_id}/mig{m.index}",
+        "hw.parent": parent,
+    }
+    if m.profile:
+        attrs["hw.model"] = m.profile
     return attrs
 
 
@@ -383,14 +396,22 @@ def _instruments() -> dict[OtelInstrument, list[Reading]]:
 def _catalog_reader(
     readings: list[Reading],
 ) -> Callable[[GpuSample], Iterator[tuple[float, dict[str, str]]]]:
-    """One observation per reading the GPU reported, scaled to the instrument's unit."""
+    """One observation per reading the GPU reported, scaled to the instrument's unit, and one
+    per reading each of its MIG devices reported (attributed to the MIG device)."""
     spec = [(r.name, r.otel_scale, r.otel_attributes) for r in readings]
+    mig_spec = [s for s in spec if s[0] in MIG_READINGS]
 
     def read(g: GpuSample) -> Iterator[tuple[float, dict[str, str]]]:
         for name, scale, attributes in spec:
             value = getattr(g, name)
             if value is not None:
                 yield float(value) * scale, attributes
+        for m in g.mig_devices or () if mig_spec else ():
+            at = mig_attributes(g, m)
+            for name, scale, attributes in mig_spec:
+                value = getattr(m, name)
+                if value is not None:
+                    yield float(value) * scale, {**attributes, **at}
 
     return read
 

@@ -27,7 +27,7 @@ from gpm import catalog
 from gpm.catalog import PromFamily
 from gpm.gpu import clock_events
 from gpm.health import VERDICTS
-from gpm.model import GpuEvent, GpuSample, LlmSession, Outcome
+from gpm.model import MIG_READINGS, GpuEvent, GpuSample, LlmSession, Outcome
 from gpm.state import LiveState
 from gpm.telemetry import CHUNK_GAP_SECONDS_BUCKETS, PERFORMANCE_KINDS, ModelLabels
 from gpm.telemetry.exposition import (
@@ -58,15 +58,6 @@ TOKENS_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144)
 UNCLASSIFIED = "unclassified"
 
 _GPU_LABELS = ("gpu_id", "gpu_name", "gpu_uuid")
-
-
-# A MIG device's readings, each its own family labelled with the device (never summed into
-# the GPU's): the MigDevice attribute and its help.
-_MIG_READINGS = (
-    ("memory_used_bytes", "GPU memory used on the MIG device."),
-    ("memory_total_bytes", "GPU memory of the MIG device."),
-    ("utilization_percent", "Utilization of the MIG device, where NVML gives it."),
-)
 
 
 def _gpu_labels(g: GpuSample) -> list[str]:
@@ -135,9 +126,14 @@ class _GpuFamilies:
             "Processes on the GPU, by workload (and MIG device, in MIG mode).",
             labels=("gpu_id", "workload", "mig_instance"),
         )
-        mig = (*_GPU_LABELS, "mig_instance", "mig_uuid", "mig_profile")
+        # Each MIG device reading is a family of its own, never summed into the GPU's.
         self.mig = [
-            GaugeMetricFamily(f"gpm_mig_{key}", help, labels=mig) for key, help in _MIG_READINGS
+            GaugeMetricFamily(
+                f"gpm_mig_{name}",
+                f"{catalog.BY_NAME[name].help} (MIG device)",
+                labels=(*_GPU_LABELS, "mig_instance", "mig_uuid", "mig_profile"),
+            )
+            for name in MIG_READINGS
         ]
 
     def add(self, g: GpuSample) -> None:
@@ -185,8 +181,8 @@ class _GpuFamilies:
         for m in g.mig_devices or ():
             at = {**shared, "mig_instance": str(m.index), "mig_uuid": m.uuid or ""}
             at["mig_profile"] = m.profile or ""
-            for family, (key, _) in zip(self.mig, _MIG_READINGS, strict=True):
-                value = getattr(m, key)
+            for family, name in zip(self.mig, MIG_READINGS, strict=True):
+                value = getattr(m, name)
                 if value is not None:
                     family.add_sample(family.name, at, float(value))
         if g.processes is not None:

@@ -12,7 +12,8 @@ import pytest
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 from gpm import __version__
-from gpm.model import Outcome
+from gpm.model import GpuSample, MigDevice, Outcome, Snapshot
+from gpm.state import LiveState
 from gpm.telemetry.otlp import (
     TIME_TO_FIRST_TOKEN_BUCKETS,
     TOKEN_USAGE_BUCKETS,
@@ -242,3 +243,32 @@ def test_pcie_rates_integrate_into_byte_totals() -> None:
     assert totals.update("gpu0", "receive", 999.0, 12.0) == 200  # same snapshot read twice
     assert totals.update("gpu0", "receive", 50.0, 13.0) == 250
     assert totals.update("gpu0", "transmit", 50.0, 13.0) == 0
+
+
+def test_mig_devices_are_hardware_of_their_own(receiver: tuple[int, Collector]) -> None:
+    """Each MIG device's memory goes out under its own ``hw.id``, with its GPU as ``hw.parent``;
+    the GPU's own point stays the GPU's."""
+    gib = 2**30
+    gpu = GpuSample(
+        0, time.time(), uuid="GPU-a100", name="NVIDIA A100-SXM4-80GB",
+        memory_used_bytes=30 * gib, memory_total_bytes=80 * gib,
+        mig_devices=(MigDevice(0, "MIG-aaaa", "3g.40gb", 1, 0, 20 * gib, 40 * gib),
+                     MigDevice(1, None, None, 9, 0, None, 10 * gib)),
+    )  # fmt: skip
+    port, rec = receiver
+    state = LiveState()
+    state.snapshot = Snapshot(gpu.timestamp, "nvml", (gpu,))
+    exp = OtlpExporter(state, endpoint=f"http://127.0.0.1:{port}", interval=0.2)
+    exp.start()
+    try:
+        want = {"hw.gpu.memory.usage": "By", "hw.gpu.memory.limit": "By"}
+        metrics = wait_for(lambda: rec.metrics_with(want), timeout=20, what="memory metrics")
+    finally:
+        exp.stop()
+    usage, limit = metrics["hw.gpu.memory.usage"], metrics["hw.gpu.memory.limit"]
+    assert number(point(usage, **{"hw.id": "GPU-a100"})) == 30 * gib
+    mig0 = point(usage, **{"hw.id": "MIG-aaaa", "hw.parent": "GPU-a100"})
+    assert number(mig0) == 20 * gib
+    assert attrs(mig0.attributes)["hw.model"] == "3g.40gb"
+    assert number(point(limit, **{"hw.id": "GPU-a100/mig1", "hw.name": "gpu0/mig1"})) == 10 * gib
+    assert [attrs(p.attributes)["hw.id"] for p in points(usage)] == ["GPU-a100", "MIG-aaaa"]
