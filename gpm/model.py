@@ -227,6 +227,7 @@ class ProcessEvent:
     process_started_at: float | None = None
     gpu_memory_peak_bytes: int | None = None
     duration_seconds: float | None = None  # on end events
+    energy_joules: float | None = None  # on end events: its share of the GPU's energy
 
 
 COLD_START_MS = 250.0  # a warm Ollama reports a load time of a few ms; loading takes far longer
@@ -270,6 +271,9 @@ class LlmSession:
     client: str = "local"  # "local" or "remote", never the address
     prompt_text: str | None = None  # only with ollama.store_prompts
     response_text: str | None = None
+    # Its share of its GPUs' energy (gpm.energy), and the rule that chose those GPUs.
+    energy_joules: float | None = None
+    energy_rule: str | None = None
     # Every gap between content chunks, for the per-chunk histograms; not stored.
     chunk_gaps_ms: tuple[float, ...] = field(default=(), repr=False, compare=False)
 
@@ -278,6 +282,13 @@ class LlmSession:
         if self.prompt_tokens is None and self.completion_tokens is None:
             return None
         return (self.prompt_tokens or 0) + (self.completion_tokens or 0)
+
+    @property
+    def tokens_per_joule(self) -> float | None:
+        """Completion tokens per joule of the session's energy; None when either is unknown."""
+        if self.completion_tokens is None or not self.energy_joules:
+            return None
+        return self.completion_tokens / self.energy_joules
 
     @property
     def cold_start(self) -> bool | None:
@@ -295,6 +306,17 @@ class LlmSession:
             return None
         rest = self.ttft_ms - self.prompt_eval_duration_ms - (self.load_duration_ms or 0.0)
         return max(rest, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyUse:
+    """Energy one GPU used over a poll interval ending at ``timestamp``, for one workload (a
+    workload class, "idle" for the idle floor, or "unattributed")."""
+
+    timestamp: float
+    gpu_id: int
+    workload: str
+    joules: float
 
 
 @dataclass(frozen=True, slots=True)

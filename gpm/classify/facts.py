@@ -177,6 +177,55 @@ def _ancestors(ppid: int, proc_root: Path) -> tuple[tuple[str, tuple[str, ...]],
     return tuple(chain)
 
 
+def descends_from(pid: int, ancestors: frozenset[int], proc_root: Path = PROC) -> bool:
+    """Whether ``pid`` is one of ``ancestors`` or a descendant of one (within MAX_ANCESTORS)."""
+    for _ in range(MAX_ANCESTORS + 1):
+        if pid in ancestors:
+            return True
+        stat = _read_stat(pid, proc_root) if pid > 1 else None
+        if stat is None:
+            return False
+        pid = stat.ppid
+    return False
+
+
+_TCP_LISTEN = "0A"
+
+
+def listening_pids(port: int, proc_root: Path = PROC) -> frozenset[int]:
+    """The processes holding a TCP socket that listens on ``port`` (IPv4 or IPv6), found
+    through their socket inodes. Other users' processes are found only with the privilege to
+    read their file descriptors."""
+    inodes: set[str] = set()
+    for table in ("tcp", "tcp6"):
+        raw = _read_bytes(proc_root / "net" / table)
+        for line in (raw or b"").decode(errors="replace").splitlines()[1:]:
+            cols = line.split()
+            if len(cols) < 10 or cols[3] != _TCP_LISTEN:
+                continue
+            if int(cols[1].rpartition(":")[2], 16) == port:
+                inodes.add(f"socket:[{cols[9]}]")
+    if not inodes:
+        return frozenset()
+    found: set[int] = set()
+    for entry in os.scandir(proc_root):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fds = os.scandir(f"{entry.path}/fd")
+        except OSError:
+            continue
+        with fds:
+            for fd in fds:
+                try:
+                    if os.readlink(fd.path) in inodes:
+                        found.add(int(entry.name))
+                        break
+                except OSError:
+                    continue
+    return frozenset(found)
+
+
 def read_facts(pid: int, proc_root: Path = PROC) -> ProcessFacts | None:
     """Read one process's facts, or None if the pid is gone (or was reused while reading)."""
     stat = _read_stat(pid, proc_root)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
+from gpm.energy.ledger import EnergyRead
 from gpm.model import Snapshot
 
 
@@ -21,3 +22,10 @@ class GpuSource(Protocol):
     def poll(self, now: float) -> Snapshot: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class EnergyReader(Protocol):
+    """A source that can read every GPU's energy between polls, cheaply (blocks, like poll)."""
+
+    def read_energy(self, now: float) -> list[EnergyRead]: ...

@@ -17,6 +17,7 @@ from typing import Any
 
 import pynvml as nv
 
+from gpm.energy.ledger import EnergyRead
 from gpm.gpu.clock_events import decode as decode_throttle_reasons
 from gpm.gpu.mig import MigFacts, MigHandle, instance_of, read_migs
 from gpm.gpu.nvml_health import field_values, memory_health, nvlink_links, nvlink_totals
@@ -285,6 +286,28 @@ class NvmlSource:
             message=message,
             poll_seconds=time.perf_counter() - started,
         )
+
+    def read_energy(self, now: float) -> list[EnergyRead]:
+        """Each readable GPU's energy counter (or, without one, its power): the energy ledger's
+        read at an LLM session's edge, one or two cheap calls per GPU."""
+        reads = []
+        with self._lock:
+            if self._closed or self._reinit:
+                return []
+            for dev in self._devices:
+                if dev.error is not None:
+                    continue
+                try:
+                    counter = _scaled(
+                        dev.read("energy", nv.nvmlDeviceGetTotalEnergyConsumption), 1e-3
+                    )
+                    power = None
+                    if counter is None:
+                        power = _scaled(dev.read("power", nv.nvmlDeviceGetPowerUsage), 1e-3)
+                except _GpuDown:
+                    continue
+                reads.append(EnergyRead(dev.index, now, counter, power))
+        return reads
 
     def close(self) -> None:
         with self._lock:

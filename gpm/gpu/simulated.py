@@ -13,6 +13,7 @@ import math
 import random
 from dataclasses import dataclass
 
+from gpm.energy.ledger import EnergyRead
 from gpm.model import Classification, GpuProcess, GpuSample, Snapshot, Workload
 
 MIB = 1024 * 1024
@@ -174,6 +175,13 @@ class SimulatedSource:
             ecc_errors_uncorrected=0,
             processes=procs,
         )
+
+    def read_energy(self, now: float) -> list[EnergyRead]:
+        """The simulated energy counter, as NVML's would be read at an LLM session's edge."""
+        return [
+            EnergyRead(g.gpu_id, now, g.energy_joules, None)
+            for g in (self.sample(i, now) for i in range(self.count))
+        ]
 
     def poll(self, now: float) -> Snapshot:
         if self.clock_start is None:

@@ -1,0 +1,1 @@
+"""Energy: what each GPU used (the ledger), and who used it (sessions, processes, idle)."""

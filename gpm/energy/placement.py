@@ -1,0 +1,73 @@
+"""Which GPUs serve an LLM session: the rule that decides whose energy a session is charged.
+
+In order: the GPUs holding a process of the backend the proxy forwards to (the process that
+listens on the backend's port, and its children, such as Ollama's runners), else the GPUs with
+LLM inference processes, else every GPU that was read. The session records which rule applied.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from gpm.classify.facts import PROC, descends_from, listening_pids
+from gpm.model import Snapshot, Workload
+
+BACKEND_PROCESS = "backend_process"
+LLM_PROCESSES = "llm_processes"
+ALL_GPUS = "all_gpus"
+LISTENER_TTL_SECS = 30.0  # how long the backend's listening process is remembered
+
+
+class SessionPlacement:
+    """Finds a session's GPUs from the latest snapshot. Reads /proc: call it off the event loop."""
+
+    def __init__(
+        self,
+        backend_port: int | None,
+        proc_root: Path = PROC,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._port = backend_port
+        self._proc_root = proc_root
+        self._clock = clock
+        self._listeners: frozenset[int] = frozenset()
+        self._looked_at = float("-inf")
+
+    def gpus(self, snap: Snapshot | None) -> tuple[tuple[int, ...], str]:
+        """The session's GPUs and the rule that chose them; no GPUs when none was read."""
+        up = [g for g in (snap.gpus if snap else ()) if g.up]
+        listeners = self._backend()
+        if listeners:
+            backend = tuple(
+                g.gpu_id
+                for g in up
+                if any(descends_from(p.pid, listeners, self._proc_root) for p in g.processes or ())
+            )
+            if backend:
+                return backend, BACKEND_PROCESS
+        llm = tuple(
+            g.gpu_id
+            for g in up
+            if any(
+                p.classification and p.classification.workload is Workload.LLM_INFERENCE
+                for p in g.processes or ()
+            )
+        )
+        if llm:
+            return llm, LLM_PROCESSES
+        return tuple(g.gpu_id for g in up), ALL_GPUS
+
+    def _backend(self) -> frozenset[int]:
+        """The backend's listening processes, looked up again once they are gone or stale."""
+        if self._port is None:
+            return frozenset()
+        now = self._clock()
+        stale = now - self._looked_at >= LISTENER_TTL_SECS
+        missing = not self._listeners and now - self._looked_at >= 1.0  # at most once a second
+        gone = any(not (self._proc_root / str(pid)).exists() for pid in self._listeners)
+        if stale or missing or gone:
+            self._listeners = listening_pids(self._port, self._proc_root)
+            self._looked_at = now
+        return self._listeners
