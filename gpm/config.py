@@ -102,6 +102,14 @@ class AlertsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class EnergyConfig:
+    price_per_kwh: float | None = None  # None: cost is not shown
+    currency: str = "USD"
+    grams_co2_per_kwh: float | None = None  # None: carbon is not shown
+    idle_minutes: float = 15.0  # idle with memory held this long is reported as waste
+
+
+@dataclass(frozen=True, slots=True)
 class ClassifierRule:
     """A user rule: a regular expression on a process field mapped to a workload."""
 
@@ -124,6 +132,7 @@ class Config:
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    energy: EnergyConfig = field(default_factory=EnergyConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
 
     @property
@@ -148,12 +157,14 @@ _SECTION_TYPES = {
     "telemetry": TelemetryConfig,
     "api": ApiConfig,
     "alerts": AlertsConfig,
+    "energy": EnergyConfig,
     "classifier": ClassifierConfig,
 }
 
 
 def _field_kind(section: str, key: str) -> type:
-    hints = {"bool": bool, "int": int, "float": float, "str": str, "Path": Path}
+    hints = {"bool": bool, "int": int, "float": float, "float | None": float, "str": str}
+    hints["Path"] = Path
     for f in fields(_SECTION_TYPES[section]):
         if f.name == key:
             return hints.get(str(f.type), str)
@@ -233,6 +244,9 @@ _RANGES: tuple[tuple[str, float, float, str], ...] = (
     ("alerts.hysteresis_percent", 0, 50, "must be between 0 and 50"),
     ("alerts.min_duration_secs", 0, 86400, "must be between 0 and 86400 seconds"),
     ("alerts.poll_stall_secs", 1, 86400, "must be between 1 and 86400 seconds"),
+    ("energy.price_per_kwh", 0, 1000, "must be between 0 and 1000 (per kWh)"),
+    ("energy.grams_co2_per_kwh", 0, 5000, "must be between 0 and 5000 (grams per kWh)"),
+    ("energy.idle_minutes", 0.1, 10080, "must be between 0.1 and 10080 minutes"),
 )
 # URL keys, and whether an empty string (off) is allowed.
 _URLS = (
@@ -250,7 +264,7 @@ def _validate(cfg: Config, src: Mapping[str, str]) -> None:
 
     for key, low, high, problem in _RANGES:
         value = get(key)
-        if not low <= value <= high:
+        if value is not None and not low <= value <= high:
             raise ConfigError(key, value, src.get(key, DEFAULT), problem)
     for key, empty_ok in _URLS:
         value = get(key)
@@ -258,6 +272,12 @@ def _validate(cfg: Config, src: Mapping[str, str]) -> None:
             raise ConfigError(
                 key, value, src.get(key, DEFAULT), "expected an http:// or https:// URL"
             )
+    currency = cfg.energy.currency
+    if not 1 <= len(currency.strip()) <= 8:
+        raise ConfigError(
+            "energy.currency", currency, src.get("energy.currency", DEFAULT),
+            "expected a currency code or symbol of 1 to 8 characters, e.g. USD, EUR or €",
+        )  # fmt: skip
     if cfg.service.log_level not in LOG_LEVELS:
         raise ConfigError(
             "service.log_level",
@@ -461,6 +481,8 @@ def describe(loaded: LoadedConfig) -> list[tuple[str, str, str]]:
 
 
 def _toml_value(value: object, secret: bool = False) -> str:
+    if value is None:
+        return "(not set)"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):

@@ -15,7 +15,7 @@ import inspect
 import logging
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import uvicorn
@@ -26,9 +26,12 @@ from gpm.api.stream import Broadcaster
 from gpm.classify import read_and_classify
 from gpm.classify.tracker import ProcessTracker
 from gpm.config import Config
+from gpm.energy.meter import EnergyMeter
+from gpm.energy.placement import SessionPlacement, local_port
+from gpm.energy.waste import WasteWatch
 from gpm.errors import UserError
 from gpm.gpu import open_gpu_source
-from gpm.gpu.base import GpuSource
+from gpm.gpu.base import EnergyReader, GpuSource
 from gpm.health import HealthWatch
 from gpm.model import (
     Alert,
@@ -81,6 +84,7 @@ class Service:
         self.ready = asyncio.Event()
         self._stoppers: list[Callable[[], Any]] = []  # sync or async, run in reverse order
         self._tasks: list[asyncio.Task[None]] = []
+        self._session_tasks: set[asyncio.Task[None]] = set()  # sessions being metered
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -97,6 +101,10 @@ class Service:
             cfg.gpu, demo=self.demo, logger=logging.getLogger("gpm.gpu")
         )
         self.tracker = ProcessTracker(rules=cfg.classifier.rules, clock=self.clock)
+        reader = self.source if isinstance(self.source, EnergyReader) else None
+        self.placement = SessionPlacement(local_port(cfg.ollama.backend_url))
+        self.energy = EnergyMeter(reader, self.placement, clock=self.clock)
+        self.waste = WasteWatch(cfg.energy.idle_minutes)
         self.health = HealthWatch()
         self.alerts = AlertEngine(cfg.alerts)
         self._session_sinks: list[Callable[[LlmSession], None]] = [self.writer.add_session]
@@ -238,12 +246,14 @@ class Service:
             await demo_backend.start()
             self._stoppers.append(demo_backend.stop)
             backend_url = demo_backend.url
+            self.placement.backend_port = local_port(backend_url)
         if o.enable_proxy:
             proxy = LlmProxy(
                 backend_url,
                 o.proxy_host,
                 o.proxy_port,
                 on_session=self._on_session,
+                on_start=self._on_session_start,
                 store_prompts=o.store_prompts,
                 logger=logging.getLogger("gpm.proxy"),
             )
@@ -303,8 +313,9 @@ class Service:
                     await asyncio.to_thread(stop)
             except Exception as exc:
                 log.warning("error while stopping: %s", exc)
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=SHUTDOWN_TIMEOUT)
+        for tasks in (self._session_tasks, self._tasks):
+            if tasks:
+                await asyncio.wait(tasks, timeout=SHUTDOWN_TIMEOUT)
         with contextlib.suppress(Exception):
             self.writer.add_process_events(self.tracker.close(now))
         await asyncio.to_thread(self.writer.close, SHUTDOWN_TIMEOUT)
@@ -359,9 +370,16 @@ class Service:
                 health.errors["gpu_down"] += 1
         self.state.snapshot = snap
         self.writer.add_snapshot(snap)
+        self.writer.add_energy(await self.energy.poll(snap, events))  # ended processes' energy
         if events:
             self.writer.add_process_events(events)
-        self._handle_alerts(self.alerts.evaluate(snap, health, finished))
+        self.state.energy = self.energy.totals
+        wastes = self.waste.update(snap, self.state.models, self.energy.ledger)
+        self.state.idle_waste = tuple(wastes)
+        self._handle_alerts(
+            self.alerts.evaluate(snap, health, finished)
+            + self.alerts.idle_waste(snap, wastes, finished)
+        )
         self.hub.publish(snap)
 
     def _handle_alerts(self, transitions: list[Alert]) -> None:
@@ -403,7 +421,32 @@ class Service:
 
     # -- LLM callbacks -------------------------------------------------------------------------
 
+    def _on_session_start(self, session: LlmSession) -> None:
+        self._spawn(self.energy.session_started(session, self.state.snapshot))
+
     def _on_session(self, session: LlmSession) -> None:
+        """A finished session: its energy is read, then every sink gets it."""
+        self._spawn(self._record_session(session))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._session_tasks.add(task)
+        task.add_done_callback(self._session_done)
+
+    def _session_done(self, task: asyncio.Task[None]) -> None:
+        self._session_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.state.health.errors["energy"] += 1
+            log.warning("metering an LLM session's energy failed: %s", task.exception())
+
+    async def _record_session(self, session: LlmSession) -> None:
+        try:
+            await self.energy.session_finished(session)
+            self.state.energy = self.energy.totals
+        finally:  # recorded even when its energy could not be read
+            self._deliver_session(session)
+
+    def _deliver_session(self, session: LlmSession) -> None:
         for sink in self._session_sinks:
             try:
                 sink(session)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from gpm.energy.meter import EnergyTotals
+from gpm.energy.waste import IdleWaste
 from gpm.model import Alert, LoadedModel, Snapshot
 
 
@@ -34,3 +36,5 @@ class LiveState:
     backend_version: str | None = None
     active_alerts: tuple[Alert, ...] = ()
     health: Health = field(default_factory=Health)
+    energy: EnergyTotals = field(default_factory=EnergyTotals)
+    idle_waste: tuple[IdleWaste, ...] = ()

@@ -119,6 +119,7 @@ def session_view(s: LlmSession) -> dict[str, Any]:
     out["total_tokens"] = s.total_tokens
     out["cold_start"] = s.cold_start
     out["ttft_other_ms"] = s.ttft_other_ms
+    out["tokens_per_joule"] = s.tokens_per_joule
     return out
 
 

@@ -154,6 +154,9 @@ def test_classifier_rules(tmp_path: Path) -> None:
             "one of",
         ),
         ("", {"GPM_API_PORT": "eighty"}, "api.port", "whole number"),
+        ("[energy]\nprice_per_kwh = -0.3\n", {}, "energy.price_per_kwh", "between 0 and 1000"),
+        ("[energy]\ncurrency = ''\n", {}, "energy.currency", "1 to 8 characters"),
+        ("", {"GPM_ENERGY_IDLE_MINUTES": "soon"}, "energy.idle_minutes", "a number"),
         ("", {"GPM_API_NOPE": "1"}, "api.nope", "unknown key"),
         ("", {"GPM_WHATEVER": "1"}, "GPM_WHATEVER", "unknown setting"),
         ("", {"GPM_GPU_ENABLE_NVML": "maybe"}, "gpu.enable_nvml", "true or false"),
@@ -185,3 +188,17 @@ def test_token_is_masked_in_describe(tmp_path: Path) -> None:
     rows = {k: v for k, v, _ in describe(loaded)}
     assert rows["api.token"] == '"********"'
     assert "s3cret" not in repr(rows)
+
+
+def test_energy_prices_are_optional(tmp_path: Path) -> None:
+    default = load_config(write(tmp_path, ""), env={}).config.energy
+    assert (default.price_per_kwh, default.grams_co2_per_kwh, default.currency) == (
+        None,
+        None,
+        "USD",
+    )
+    set_ = load_config(
+        write(tmp_path, "[energy]\nprice_per_kwh = 0.30\ncurrency = 'EUR'\n"),
+        env={"GPM_ENERGY_GRAMS_CO2_PER_KWH": "380"},
+    ).config.energy
+    assert (set_.price_per_kwh, set_.currency, set_.grams_co2_per_kwh) == (0.30, "EUR", 380.0)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from gpm.config import AlertsConfig
+from gpm.energy.waste import IdleWaste
 from gpm.gpu import clock_events
 from gpm.gpu.xid import describe as describe_xid
 from gpm.model import Alert, GpuEvent, GpuSample, Snapshot
@@ -69,6 +70,15 @@ class _Reading:
 class _Track:
     pending_since: float | None = None
     firing: Alert | None = None
+
+
+def _waste_text(label: str, w: IdleWaste) -> str:
+    held = "" if w.memory_used_bytes is None else f" {w.memory_used_bytes / 2**30:.1f} GiB"
+    used = "" if w.joules is None else f", {w.joules / 3600:.1f} Wh used meanwhile"
+    return (
+        f"{label} idle for {_num(w.seconds / 60)} min with{held} memory held by "
+        f"{', '.join(w.holders)}{used}: unload the model or stop the process to free it"
+    )
 
 
 def gpu_label(gpu: GpuSample) -> str:
@@ -322,6 +332,23 @@ class AlertEngine:
                 gpu_id=gpu.gpu_id,
             )
         ]
+
+    def idle_waste(self, snapshot: Snapshot, wastes: list[IdleWaste], now: float) -> list[Alert]:
+        """A warning while a GPU is idle with its memory held for ``energy.idle_minutes``."""
+        by_gpu = {w.gpu_id: w for w in wastes}
+        events = []
+        for gpu in snapshot.gpus:
+            w = by_gpu.get(gpu.gpu_id)
+            label = gpu_label(gpu)
+            reading = _Reading(
+                Level.BELOW if w is None else Level.ABOVE,
+                "warning",
+                "" if w is None else _waste_text(label, w),
+                f"{label} is working again or its memory was released",
+                None if w is None else w.seconds / 60,
+            )
+            events.extend(self._step(("idle_waste", gpu.gpu_id, ""), reading, now))
+        return events
 
     def _forget_missing(self, present: set[int], now: float) -> list[Alert]:
         """A GPU gone from the snapshot takes its alerts with it (each resolved once)."""

@@ -210,6 +210,10 @@ class Historical(_Model):
     gpus: list[GpuHistory]
 
 
+EnergyRule = Literal["backend_process", "llm_processes", "all_gpus"]
+EnergyMethod = Literal["counter", "power_integral"]
+
+
 class Session(_Model):
     id: str
     model: str | None
@@ -250,6 +254,11 @@ class Session(_Model):
     status_code: int | None
     error: str | None
     client: str
+    energy_joules: float | None = Field(
+        description="the session's share of its GPUs' energy (docs/energy.md); null when unknown"
+    )
+    energy_rule: EnergyRule | None = Field(description="how the session's GPUs were chosen")
+    tokens_per_joule: float | None = Field(description="completion tokens per joule")
 
 
 class Sessions(_Model):
@@ -351,6 +360,9 @@ class ProcessEventItem(_Model):
     process_started_at: str | None
     gpu_memory_peak_bytes: int | None
     duration_seconds: float | None
+    energy_joules: float | None = Field(
+        description="on end events: the process's share of its GPU's energy while GPM saw it"
+    )
 
 
 class ProcessEvents(_Model):
@@ -412,3 +424,73 @@ class Heatmap(_Model):
     gpu_id: int
     days: list[str]
     cells: list[HeatmapCell]
+
+
+class EnergyFigures(_Model):
+    joules: float
+    kwh: float
+    cost: float | None = Field(description="null until energy.price_per_kwh is set")
+    co2_grams: float | None = Field(description="null until energy.grams_co2_per_kwh is set")
+
+
+class GpuEnergy(_Model):
+    gpu_id: int
+    joules: float
+    idle_joules: float = Field(description="the idle floor's part, and intervals with no process")
+    cost: float | None
+    method: EnergyMethod | None = Field(
+        description="counter: NVML's energy counter; power_integral: power integrated over "
+        "time (an estimate); null in gpm-server or before the first reading"
+    )
+
+
+class WorkloadEnergy(_Model):
+    workload: str = Field(description="a workload class, or unattributed (process list unknown)")
+    joules: float
+    cost: float | None
+
+
+class ModelEnergy(_Model):
+    model: str
+    sessions: int
+    sessions_measured: int = Field(description="sessions whose energy is known")
+    joules: float | None
+    completion_tokens: int | None = Field(description="of the sessions with energy and tokens")
+    joules_per_token: float | None
+    tokens_per_joule: float | None
+    tokens_per_second_p50: float | None
+    cost: float | None
+    cost_per_million_tokens: float | None
+
+
+class HourEnergy(_Model):
+    hour: str | None
+    workload: str
+    joules: float
+
+
+class IdleWaste(_Model):
+    gpu_id: int
+    since: str | None
+    seconds: float
+    memory_used_bytes: int | None
+    holders: list[str] = Field(description="processes and resident models holding the memory")
+    joules: float | None = Field(description="energy the GPU used while idle")
+
+
+class Energy(_Model):
+    hours: float
+    start: str | None
+    end: str | None
+    currency: str
+    price_per_kwh: float | None
+    grams_co2_per_kwh: float | None
+    total: EnergyFigures
+    idle: EnergyFigures
+    today: EnergyFigures = Field(description="since 00:00 UTC")
+    this_week: EnergyFigures = Field(description="since Monday 00:00 UTC")
+    gpus: list[GpuEnergy]
+    workloads: list[WorkloadEnergy]
+    models: list[ModelEnergy]
+    series: list[HourEnergy] = Field(description="per hour and workload, idle included")
+    waste: list[IdleWaste] = Field(description="GPUs idle with memory held; empty in gpm-server")

@@ -11,13 +11,24 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from yarl import URL
+
 from gpm.classify.facts import PROC, descends_from, listening_pids
 from gpm.model import Snapshot, Workload
+from gpm.net import is_loopback
 
 BACKEND_PROCESS = "backend_process"
 LLM_PROCESSES = "llm_processes"
 ALL_GPUS = "all_gpus"
 LISTENER_TTL_SECS = 30.0  # how long the backend's listening process is remembered
+
+
+def local_port(url: str) -> int | None:
+    """The port of a backend URL on this machine (whose process GPM can find); else None."""
+    parsed = URL(url)
+    if parsed.host is None or not (parsed.host == "localhost" or is_loopback(parsed.host)):
+        return None
+    return parsed.port
 
 
 class SessionPlacement:
@@ -29,7 +40,7 @@ class SessionPlacement:
         proc_root: Path = PROC,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._port = backend_port
+        self.backend_port = backend_port
         self._proc_root = proc_root
         self._clock = clock
         self._listeners: frozenset[int] = frozenset()
@@ -61,13 +72,13 @@ class SessionPlacement:
 
     def _backend(self) -> frozenset[int]:
         """The backend's listening processes, looked up again once they are gone or stale."""
-        if self._port is None:
+        if self.backend_port is None:
             return frozenset()
         now = self._clock()
         stale = now - self._looked_at >= LISTENER_TTL_SECS
         missing = not self._listeners and now - self._looked_at >= 1.0  # at most once a second
         gone = any(not (self._proc_root / str(pid)).exists() for pid in self._listeners)
         if stale or missing or gone:
-            self._listeners = listening_pids(self._port, self._proc_root)
+            self._listeners = listening_pids(self.backend_port, self._proc_root)
             self._looked_at = now
         return self._listeners

@@ -224,6 +224,7 @@ class LlmProxy:
         port: int,
         on_session: Callable[[LlmSession], None],
         *,
+        on_start: Callable[[LlmSession], None] | None = None,
         store_prompts: bool = False,
         logger: logging.Logger | None = None,
     ) -> None:
@@ -235,6 +236,7 @@ class LlmProxy:
         self.host = host
         self.port = port
         self._on_session = on_session
+        self._on_start = on_start
         self._store_prompts = store_prompts
         self._log = logger or logging.getLogger(__name__)
         self._warned: set[str] = set()
@@ -317,6 +319,8 @@ class LlmProxy:
                 client="local" if is_loopback(request.remote or "127.0.0.1") else "remote",
             )
             meter: Meter | None = Meter(dialect, session, t0, self._store_prompts)
+            if self._on_start is not None:
+                self._on_start(session)
         except Exception:
             self._warn_once("request", "could not meter a request to %s", request.path)
             meter = None

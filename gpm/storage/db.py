@@ -14,7 +14,7 @@ from pathlib import Path
 from gpm import catalog
 from gpm.storage import rollup
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 BUSY_TIMEOUT_MS = 5000
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -94,6 +94,8 @@ LLM_SESSIONS = Table(
         ("client", "TEXT NOT NULL DEFAULT 'local'"),
         ("prompt_text", "TEXT"),
         ("response_text", "TEXT"),
+        ("energy_joules", "REAL"),
+        ("energy_rule", "TEXT"),
     ),
     time_column="started_at",
     key=("id",),
@@ -118,6 +120,7 @@ PROCESS_EVENTS = Table(
         ("process_started_at", "REAL"),
         ("gpu_memory_peak_bytes", "INTEGER"),
         ("duration_seconds", "REAL"),
+        ("energy_joules", "REAL"),
     ),
     time_column="ts",
     key=("ts", "event", "gpu_id", "pid"),
@@ -169,9 +172,24 @@ MODEL_EVENTS = Table(
     timestamps=("ts",),
 )
 
+# Energy per GPU and workload ("idle", "unattributed" or a workload class), summed per hour.
+ENERGY = Table(
+    name="energy",
+    columns=(
+        ("hour", "REAL NOT NULL"),
+        ("gpu_id", "INTEGER NOT NULL"),
+        ("workload", "TEXT NOT NULL"),
+        ("joules", "REAL NOT NULL"),
+    ),
+    time_column="hour",
+    key=("hour", "gpu_id", "workload"),
+    timestamps=("hour",),
+)
+
 # Tables whose old rows retention archives and deletes.
 HISTORY_TABLES: dict[str, Table] = {
-    t.name: t for t in (GPU_METRICS, LLM_SESSIONS, PROCESS_EVENTS, ALERTS, MODEL_EVENTS, GPU_EVENTS)
+    t.name: t
+    for t in (GPU_METRICS, LLM_SESSIONS, PROCESS_EVENTS, ALERTS, MODEL_EVENTS, GPU_EVENTS, ENERGY)
 }
 
 _OTHER_TABLES = (
@@ -214,6 +232,7 @@ _INDEXES = (
     "CREATE INDEX IF NOT EXISTS alerts_ts ON alerts (ts)",
     "CREATE INDEX IF NOT EXISTS model_events_ts ON model_events (ts)",
     "CREATE INDEX IF NOT EXISTS gpu_events_ts ON gpu_events (ts)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS energy_key ON energy (hour, gpu_id, workload)",
     "CREATE INDEX IF NOT EXISTS weekly_summaries_week ON weekly_summaries (week_start)",
 )
 
@@ -254,8 +273,9 @@ def _migrate(conn: sqlite3.Connection) -> None:
     Version 1 lacked some GPU and session columns, model events, the latest-poll tables and the
     archived weekly figures; version 2 lacked the per-minute rollup, which is built from the raw
     rows here; version 3 lacked the sessions' token source and chunk-gap percentiles; version 4
-    lacked the GPU events (Xid) table. Creating what is missing and adding absent columns covers
-    every step.
+    lacked the GPU events (Xid) table; version 5 lacked the energy table and the energy of
+    sessions and process events. Creating what is missing and adding absent columns covers every
+    step.
     """
     had_rollup = conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (rollup.TABLES[0],)

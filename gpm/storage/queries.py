@@ -28,6 +28,7 @@ from gpm.model import (
 from gpm.storage import archive as arch
 from gpm.storage import llm_stats as stats
 from gpm.storage.db import GPU_NUMERIC_COLUMNS, HISTORY_TABLES
+from gpm.storage.energy import EnergyQueries
 from gpm.storage.pages import Cursor, Page, newest_first
 from gpm.storage.reader import Dict, arrow_to_dicts
 from gpm.storage.results import LlmStats
@@ -37,7 +38,7 @@ from gpm.storage.summaries import DAY, WEEK, summary_from_row, week_day
 _NON_GENERATION = ("load", "unload")
 
 
-class Queries(SeriesQueries):
+class Queries(SeriesQueries, EnergyQueries):
     """Read-only history queries; see the module docstring."""
 
     def iter_rows(

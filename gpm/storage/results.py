@@ -139,3 +139,50 @@ class LlmTotals:
 class LlmStats:
     totals: LlmTotals
     models: tuple[ModelStats, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GpuEnergy:
+    gpu_id: int
+    joules: float
+    idle_joules: float
+
+
+@dataclass(frozen=True, slots=True)
+class HourEnergy:
+    hour: float  # the hour's start
+    workload: str  # a workload class, "idle" or "unattributed"
+    joules: float
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEnergy:
+    """One model's sessions and energy; J/token over the sessions that have both figures."""
+
+    model: str
+    sessions: int
+    sessions_measured: int  # sessions whose energy is known
+    joules: float | None
+    completion_tokens: int | None
+    joules_per_token: float | None
+    tokens_per_second_p50: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyHistory:
+    """Energy over [start, end): per GPU, per workload (idle apart), per model, per hour."""
+
+    start: float
+    end: float
+    gpus: tuple[GpuEnergy, ...]
+    workloads: Mapping[str, float]
+    models: tuple[ModelEnergy, ...]
+    hours: tuple[HourEnergy, ...]
+
+    @property
+    def joules(self) -> float:
+        return sum(g.joules for g in self.gpus)
+
+    @property
+    def idle_joules(self) -> float:
+        return sum(g.idle_joules for g in self.gpus)

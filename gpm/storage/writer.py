@@ -16,10 +16,20 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from gpm.model import Alert, GpuEvent, GpuSample, LlmSession, ModelEvent, ProcessEvent, Snapshot
+from gpm.model import (
+    Alert,
+    EnergyUse,
+    GpuEvent,
+    GpuSample,
+    LlmSession,
+    ModelEvent,
+    ProcessEvent,
+    Snapshot,
+)
 from gpm.storage import rollup
 from gpm.storage.db import (
     ALERTS,
+    ENERGY,
     GPU_EVENTS,
     GPU_METRICS,
     GPU_NUMERIC_COLUMNS,
@@ -130,8 +140,14 @@ def insert_rows(conn: sqlite3.Connection, table: str, rows: Iterable[Row]) -> No
     verb = "INSERT OR REPLACE" if table == LLM_SESSIONS.name else "INSERT"
     cols = ", ".join(f'"{n}"' for n in names)
     marks = ", ".join("?" * len(names))
+    # Energy rows add to their hour's figure.
+    merge = (
+        " ON CONFLICT DO UPDATE SET joules = joules + excluded.joules"
+        if table == ENERGY.name
+        else ""
+    )
     after = rollup.last_rowid(conn) if table == GPU_METRICS.name else None
-    conn.executemany(f"{verb} INTO {table} ({cols}) VALUES ({marks})", rows)
+    conn.executemany(f"{verb} INTO {table} ({cols}) VALUES ({marks}){merge}", rows)
     if after is not None:
         rollup.add_rows_after(conn, after)
 
@@ -262,6 +278,15 @@ class Writer:
 
     def add_model_events(self, events: Sequence[ModelEvent]) -> None:
         self._enqueue([(MODEL_EVENTS.name, model_event_row(e)) for e in events])
+
+    def add_energy(self, uses: Sequence[EnergyUse]) -> None:
+        """Energy used over a poll interval, added to the figure of the interval's hour."""
+        self._enqueue(
+            [
+                (ENERGY.name, (u.timestamp // 3600 * 3600, u.gpu_id, u.workload, u.joules))
+                for u in uses
+            ]
+        )
 
     def add_gpu_event(self, e: GpuEvent) -> None:
         row = tuple(e.timestamp if n == "ts" else getattr(e, n) for n in GPU_EVENTS.column_names)
