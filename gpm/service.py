@@ -442,7 +442,6 @@ class Service:
     async def _record_session(self, session: LlmSession) -> None:
         try:
             await self.energy.session_finished(session)
-            self.state.energy = self.energy.totals
         finally:  # recorded even when its energy could not be read
             self._deliver_session(session)
 

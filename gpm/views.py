@@ -13,6 +13,7 @@ from enum import Enum
 from typing import Any
 
 from gpm.catalog import READINGS
+from gpm.energy.cost import JOULES_PER_KWH, Prices
 from gpm.gpu.xid import describe as describe_xid
 from gpm.model import (
     Alert,
@@ -25,7 +26,8 @@ from gpm.model import (
     ProcessEvent,
     Snapshot,
 )
-from gpm.storage.results import Chart, Heatmap, History, LlmStats, Spread
+from gpm.state import LiveState
+from gpm.storage.results import Chart, EnergyHistory, Heatmap, History, LlmStats, Spread
 from gpm.timefmt import to_rfc3339
 
 _IDENTITY = ("gpu_id", "uuid", "name", "simulated", "up", "error")
@@ -228,4 +230,60 @@ def llm_stats_view(s: LlmStats) -> dict[str, Any]:
             }
             for m in s.models
         ],
+    }
+
+
+def energy_view(
+    h: EnergyHistory,
+    *,
+    today: float,
+    this_week: float,
+    hours: float,
+    prices: Prices,
+    live: LiveState | None,
+) -> dict[str, Any]:
+    """The ``/api/energy`` object: the history's figures priced, with the live ledger's method
+    per GPU and the idle waste now (both absent in gpm-server, which has no live state)."""
+
+    def figures(joules: float) -> dict[str, Any]:
+        return {
+            "joules": joules,
+            "kwh": joules / JOULES_PER_KWH,
+            "cost": prices.cost(joules),
+            "co2_grams": prices.co2_grams(joules),
+        }
+
+    methods = live.energy.methods if live else {}
+    models = []
+    for m in h.models:
+        per_token = m.joules_per_token
+        models.append(
+            {
+                **_plain(m, ()),
+                "tokens_per_joule": 1 / per_token if per_token else None,
+                "cost": prices.cost(m.joules),
+                "cost_per_million_tokens": prices.cost(per_token * 1e6) if per_token else None,
+            }
+        )
+    return {
+        "hours": hours,
+        "start": to_rfc3339(h.start),
+        "end": to_rfc3339(h.end),
+        "currency": prices.currency,
+        "price_per_kwh": prices.price_per_kwh,
+        "grams_co2_per_kwh": prices.grams_co2_per_kwh,
+        "total": figures(h.joules),
+        "idle": figures(h.idle_joules),
+        "today": figures(today),
+        "this_week": figures(this_week),
+        "gpus": [
+            {**_plain(g, ()), "cost": prices.cost(g.joules), "method": methods.get(g.gpu_id)}
+            for g in h.gpus
+        ],
+        "workloads": [
+            {"workload": w, "joules": j, "cost": prices.cost(j)} for w, j in h.workloads.items()
+        ],
+        "models": models,
+        "series": [_plain(x, ("hour",)) for x in h.hours],
+        "waste": [_plain(w, ("since",)) for w in (live.idle_waste if live else ())],
     }

@@ -39,6 +39,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/energy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Energy */
+        get: operations["energy_api_energy_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/export": {
         parameters: {
             query?: never;
@@ -344,6 +361,60 @@ export interface components {
             /** Oldest */
             oldest: string | null;
         };
+        /** Energy */
+        Energy: {
+            /** Currency */
+            currency: string;
+            /** End */
+            end: string | null;
+            /** Gpus */
+            gpus: components["schemas"]["GpuEnergy"][];
+            /** Grams Co2 Per Kwh */
+            grams_co2_per_kwh: number | null;
+            /** Hours */
+            hours: number;
+            idle: components["schemas"]["EnergyFigures"];
+            /** Models */
+            models: components["schemas"]["ModelEnergy"][];
+            /** Price Per Kwh */
+            price_per_kwh: number | null;
+            /**
+             * Series
+             * @description per hour and workload, idle included
+             */
+            series: components["schemas"]["HourEnergy"][];
+            /** Start */
+            start: string | null;
+            /** @description since Monday 00:00 UTC */
+            this_week: components["schemas"]["EnergyFigures"];
+            /** @description since 00:00 UTC */
+            today: components["schemas"]["EnergyFigures"];
+            total: components["schemas"]["EnergyFigures"];
+            /**
+             * Waste
+             * @description GPUs idle with memory held; empty in gpm-server
+             */
+            waste: components["schemas"]["IdleWaste"][];
+            /** Workloads */
+            workloads: components["schemas"]["WorkloadEnergy"][];
+        };
+        /** EnergyFigures */
+        EnergyFigures: {
+            /**
+             * Co2 Grams
+             * @description null until energy.grams_co2_per_kwh is set
+             */
+            co2_grams: number | null;
+            /**
+             * Cost
+             * @description null until energy.price_per_kwh is set
+             */
+            cost: number | null;
+            /** Joules */
+            joules: number;
+            /** Kwh */
+            kwh: number;
+        };
         /**
          * Error
          * @description Every error answer: ``detail`` starts with the parameter at fault, e.g. ``hours: ...``.
@@ -351,6 +422,25 @@ export interface components {
         Error: {
             /** Detail */
             detail: string;
+        };
+        /** GpuEnergy */
+        GpuEnergy: {
+            /** Cost */
+            cost: number | null;
+            /** Gpu Id */
+            gpu_id: number;
+            /**
+             * Idle Joules
+             * @description the idle floor's part, and intervals with no process
+             */
+            idle_joules: number;
+            /** Joules */
+            joules: number;
+            /**
+             * Method
+             * @description counter: NVML's energy counter; power_integral: power integrated over time (an estimate); null in gpm-server or before the first reading
+             */
+            method: ("counter" | "power_integral") | null;
         };
         /** GpuEventItem */
         GpuEventItem: {
@@ -726,6 +816,36 @@ export interface components {
              */
             utilization_percent: number | null;
         };
+        /** HourEnergy */
+        HourEnergy: {
+            /** Hour */
+            hour: string | null;
+            /** Joules */
+            joules: number;
+            /** Workload */
+            workload: string;
+        };
+        /** IdleWaste */
+        IdleWaste: {
+            /** Gpu Id */
+            gpu_id: number;
+            /**
+             * Holders
+             * @description processes and resident models holding the memory
+             */
+            holders: string[];
+            /**
+             * Joules
+             * @description energy the GPU used while idle
+             */
+            joules: number | null;
+            /** Memory Used Bytes */
+            memory_used_bytes: number | null;
+            /** Seconds */
+            seconds: number;
+            /** Since */
+            since: string | null;
+        };
         /** Info */
         Info: {
             data_range: components["schemas"]["DataRange"];
@@ -818,6 +938,35 @@ export interface components {
             max: number | null;
             /** Min */
             min: number | null;
+        };
+        /** ModelEnergy */
+        ModelEnergy: {
+            /**
+             * Completion Tokens
+             * @description of the sessions with energy and tokens
+             */
+            completion_tokens: number | null;
+            /** Cost */
+            cost: number | null;
+            /** Cost Per Million Tokens */
+            cost_per_million_tokens: number | null;
+            /** Joules */
+            joules: number | null;
+            /** Joules Per Token */
+            joules_per_token: number | null;
+            /** Model */
+            model: string;
+            /** Sessions */
+            sessions: number;
+            /**
+             * Sessions Measured
+             * @description sessions whose energy is known
+             */
+            sessions_measured: number;
+            /** Tokens Per Joule */
+            tokens_per_joule: number | null;
+            /** Tokens Per Second P50 */
+            tokens_per_second_p50: number | null;
         };
         /** ModelEventItem */
         ModelEventItem: {
@@ -950,6 +1099,11 @@ export interface components {
             /** Duration Seconds */
             duration_seconds: number | null;
             /**
+             * Energy Joules
+             * @description on end events: the process's share of its GPU's energy while GPM saw it
+             */
+            energy_joules: number | null;
+            /**
              * Event
              * @enum {string}
              */
@@ -1075,6 +1229,16 @@ export interface components {
             duration_ms: number | null;
             /** Endpoint */
             endpoint: string;
+            /**
+             * Energy Joules
+             * @description the session's share of its GPUs' energy (docs/energy.md); null when unknown
+             */
+            energy_joules: number | null;
+            /**
+             * Energy Rule
+             * @description how the session's GPUs were chosen
+             */
+            energy_rule: ("backend_process" | "llm_processes" | "all_gpus") | null;
             /** Error */
             error: string | null;
             /** Eval Duration Ms */
@@ -1113,6 +1277,11 @@ export interface components {
              * @description backend: the server's own count; stream: counted by the proxy, one per chunk that carried generated content (an estimate of the server's count)
              */
             token_source: ("backend" | "stream") | null;
+            /**
+             * Tokens Per Joule
+             * @description completion tokens per joule
+             */
+            tokens_per_joule: number | null;
             /** Tokens Per Second */
             tokens_per_second: number | null;
             /** Total Tokens */
@@ -1171,6 +1340,18 @@ export interface components {
             gpus: components["schemas"]["GpuWeek"][];
             /** Models */
             models: components["schemas"]["ModelWeek"][];
+        };
+        /** WorkloadEnergy */
+        WorkloadEnergy: {
+            /** Cost */
+            cost: number | null;
+            /** Joules */
+            joules: number;
+            /**
+             * Workload
+             * @description a workload class, or unattributed (process list unknown)
+             */
+            workload: string;
         };
     };
     responses: never;
@@ -1253,6 +1434,47 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a parameter is invalid; `detail` names it and says why */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the history database cannot be read right now */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    energy_api_energy_get: {
+        parameters: {
+            query?: {
+                /** @description hours back from now, 0.001 to 8784 */
+                hours?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Energy"];
                 };
             };
             /** @description a parameter is invalid; `detail` names it and says why */

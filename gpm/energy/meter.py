@@ -25,7 +25,6 @@ class EnergyTotals:
     by_gpu: dict[int, float] = field(default_factory=dict)
     idle_by_gpu: dict[int, float] = field(default_factory=dict)
     by_workload: dict[str, float] = field(default_factory=dict)
-    by_model: dict[str, float] = field(default_factory=dict)
     methods: dict[int, str] = field(default_factory=dict)
 
 
@@ -101,10 +100,6 @@ class EnergyMeter:
         async with self._lock:
             await self._read()
             s.energy_joules, s.energy_rule = self.sessions.finish(s.id)
-        if s.energy_joules is not None and s.model:
-            by_model = dict(self.totals.by_model)
-            by_model[s.model] = by_model.get(s.model, 0.0) + s.energy_joules
-            self.totals = replace(self.totals, by_model=by_model)
 
     async def _read(self) -> None:
         """A ledger read now, between polls; charged to the sessions active until now."""

@@ -21,6 +21,10 @@ CHUNK_GAP_SECONDS_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
 )  # fmt: skip
 
+# Joules per completion token: a small model on an efficient GPU spends well under 1 J, a large
+# one on a busy card tens of joules.
+JOULES_PER_TOKEN_BUCKETS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+
 
 class ModelLabels:
     """Maps model names to a bounded set of label values (beyond ``limit`` -> ``"other"``).

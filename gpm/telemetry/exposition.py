@@ -13,7 +13,6 @@ import bisect
 import itertools
 import math
 import threading
-from collections import Counter as TallyCounter
 from collections.abc import Iterable, Iterator
 
 from prometheus_client.core import (
@@ -36,12 +35,12 @@ class Tally(Collector):
 
     def __init__(self, name: str, doc: str, labelnames: tuple[str, ...], kind: str) -> None:
         self.name, self.doc, self.labelnames, self.kind = name, doc, labelnames, kind
-        self._counts: TallyCounter[tuple[str, ...]] = TallyCounter()
+        self._counts: dict[tuple[str, ...], float] = {}
         self._lock = threading.Lock()
 
-    def inc(self, labels: tuple[str, ...]) -> None:
+    def inc(self, labels: tuple[str, ...], amount: float = 1.0) -> None:
         with self._lock:
-            self._counts[labels] += 1
+            self._counts[labels] = self._counts.get(labels, 0.0) + amount
 
     def collect(self) -> Iterator[Metric]:
         family: Metric
@@ -52,7 +51,7 @@ class Tally(Collector):
         with self._lock:
             items = sorted(self._counts.items())
         for labels, n in items:
-            family.add_metric(list(labels), float(n))
+            family.add_metric(list(labels), n)
         yield family
 
 

@@ -12,6 +12,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gpm import __version__, catalog
@@ -19,10 +20,15 @@ from gpm.catalog import OtelInstrument, Reading
 from gpm.health import VERDICTS
 from gpm.model import MIG_READINGS, GpuSample, LlmSession, MigDevice, Outcome
 from gpm.state import LiveState
-from gpm.telemetry import CHUNK_GAP_SECONDS_BUCKETS, PERFORMANCE_KINDS, ModelLabels
+from gpm.telemetry import (
+    CHUNK_GAP_SECONDS_BUCKETS,
+    JOULES_PER_TOKEN_BUCKETS,
+    PERFORMANCE_KINDS,
+    ModelLabels,
+)
 
 if TYPE_CHECKING:
-    from opentelemetry.metrics import CallbackOptions, Histogram, Observation
+    from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Observation
     from opentelemetry.sdk.metrics import MeterProvider
 
 # Bucket boundaries the GenAI conventions recommend, plus overflow buckets: a local model's
@@ -174,6 +180,17 @@ class _SilenceSdkRetries(logging.Filter):
         return not (isinstance(record.msg, str) and record.msg.startswith(_SDK_NOISE))
 
 
+@dataclass(frozen=True, slots=True)
+class _LlmInstruments:
+    token_usage: Histogram
+    duration: Histogram
+    ttft: Histogram
+    tpot: Histogram
+    chunk_gap: Histogram
+    energy: Counter
+    energy_per_token: Histogram
+
+
 class OtlpExporter:
     """Pushes GPU and LLM metrics to an OTLP/gRPC collector every ``interval`` seconds."""
 
@@ -201,11 +218,7 @@ class OtlpExporter:
         self._provider: MeterProvider | None = None
         self._otlp: Any = None
         self._filter = _SilenceSdkRetries()
-        self._token_usage: Histogram | None = None
-        self._duration: Histogram | None = None
-        self._ttft: Histogram | None = None
-        self._tpot: Histogram | None = None
-        self._chunk_gap: Histogram | None = None
+        self._llm: _LlmInstruments | None = None  # while started
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -258,26 +271,14 @@ class OtlpExporter:
             self._otlp.shutdown()
             closer.join(1.0)
         logging.getLogger(_SDK_EXPORTER_LOGGER).removeFilter(self._filter)
-        self._token_usage = self._duration = self._ttft = self._tpot = self._chunk_gap = None
+        self._llm = None
 
     # -- LLM sessions ----------------------------------------------------------------------
 
     def observe_session(self, s: LlmSession) -> None:
         """Record a finished session (thread-safe; dropped when not started)."""
-        token_usage, duration, ttft, tpot, chunk_gap = (
-            self._token_usage,
-            self._duration,
-            self._ttft,
-            self._tpot,
-            self._chunk_gap,
-        )
-        if (
-            token_usage is None
-            or duration is None
-            or ttft is None
-            or tpot is None
-            or chunk_gap is None
-        ):
+        llm = self._llm
+        if llm is None:
             return
         if s.kind not in PERFORMANCE_KINDS:
             return
@@ -289,19 +290,23 @@ class OtlpExporter:
         completed = s.outcome is Outcome.COMPLETED
         if s.duration_ms is not None:
             done = attrs if completed else {**attrs, "error.type": s.outcome.value}
-            duration.record(s.duration_ms / 1000.0, done)
+            llm.duration.record(s.duration_ms / 1000.0, done)
+        if s.energy_joules is not None:
+            llm.energy.add(s.energy_joules, attrs)
         if not completed:
             return
         for token_type, count in (("input", s.prompt_tokens), ("output", s.completion_tokens)):
             if count is not None:
-                token_usage.record(count, {**attrs, "gen_ai.token.type": token_type})
+                llm.token_usage.record(count, {**attrs, "gen_ai.token.type": token_type})
         if s.ttft_ms is not None:
-            ttft.record(s.ttft_ms / 1000.0, attrs)
+            llm.ttft.record(s.ttft_ms / 1000.0, attrs)
         per_token = _seconds_per_output_token(s)
         if per_token is not None:
-            tpot.record(per_token, attrs)
+            llm.tpot.record(per_token, attrs)
         for gap_ms in s.chunk_gaps_ms:
-            chunk_gap.record(gap_ms / 1000.0, attrs)
+            llm.chunk_gap.record(gap_ms / 1000.0, attrs)
+        if s.tokens_per_joule:
+            llm.energy_per_token.record(1 / s.tokens_per_joule, attrs)
 
     # -- GPU instruments -------------------------------------------------------------------
 
@@ -329,28 +334,61 @@ class OtlpExporter:
             "By",
             "Bytes the GPU received and sent over PCIe (integrated from sampled rates).",
         )
-        self._token_usage = meter.create_histogram(
-            "gen_ai.client.token.usage", "{token}", "Input and output tokens per request."
+        meter.create_observable_counter(
+            "gpm.workload.energy",
+            [self._workload_energy],
+            "J",
+            "GPU energy attributed to processes, by workload class (gpm.workload).",
         )
-        self._duration = meter.create_histogram(
-            "gen_ai.client.operation.duration", "s", "Duration of requests through the proxy."
+        meter.create_observable_counter(
+            "gpm.gpu.idle_energy",
+            [self._callback(self._idle_energy)],
+            "J",
+            "GPU energy at the idle floor or with no process on the GPU.",
         )
-        self._ttft = meter.create_histogram(
-            "gen_ai.server.time_to_first_token",
-            "s",
-            "Time to the first content chunk of successful responses (includes cold starts).",
+        self._llm = _LlmInstruments(
+            token_usage=meter.create_histogram(
+                "gen_ai.client.token.usage", "{token}", "Input and output tokens per request."
+            ),
+            duration=meter.create_histogram(
+                "gen_ai.client.operation.duration", "s", "Duration of requests through the proxy."
+            ),
+            ttft=meter.create_histogram(
+                "gen_ai.server.time_to_first_token",
+                "s",
+                "Time to the first content chunk of successful responses (includes cold starts).",
+            ),
+            tpot=meter.create_histogram(
+                "gen_ai.server.time_per_output_token",
+                "s",
+                "Time per output token after the first, for successful responses.",
+            ),
+            chunk_gap=meter.create_histogram(
+                "gen_ai.client.operation.time_per_output_chunk",
+                "s",
+                "Time between consecutive content chunks of successful streams, per chunk after "
+                "the first.",
+            ),
+            energy=meter.create_counter(
+                "gpm.llm.energy", "J", "Energy of LLM sessions (their share of their GPUs')."
+            ),
+            energy_per_token=meter.create_histogram(
+                "gpm.llm.energy_per_token",
+                "J/{token}",
+                "Energy per completion token of completed generations.",
+            ),
         )
-        self._tpot = meter.create_histogram(
-            "gen_ai.server.time_per_output_token",
-            "s",
-            "Time per output token after the first, for successful responses.",
-        )
-        self._chunk_gap = meter.create_histogram(
-            "gen_ai.client.operation.time_per_output_chunk",
-            "s",
-            "Time between consecutive content chunks of successful streams, per chunk after the "
-            "first.",
-        )
+
+    def _workload_energy(self, _: CallbackOptions) -> Iterator[Observation]:
+        from opentelemetry.metrics import Observation
+
+        for workload, joules in sorted(self.state.energy.by_workload.items()):
+            yield Observation(joules, {"gpm.workload": workload})
+
+    def _idle_energy(self, g: GpuSample) -> Iterator[tuple[float, dict[str, str]]]:
+        joules = self.state.energy.idle_by_gpu.get(g.gpu_id)
+        if joules is not None:
+            yield joules, {}
 
     def _callback(
         self,
@@ -445,6 +483,7 @@ def _histogram_views() -> list[Any]:
             ("gen_ai.server.time_to_first_token", TIME_TO_FIRST_TOKEN_BUCKETS),
             ("gen_ai.server.time_per_output_token", TIME_PER_OUTPUT_TOKEN_BUCKETS),
             ("gen_ai.client.operation.time_per_output_chunk", CHUNK_GAP_SECONDS_BUCKETS),
+            ("gpm.llm.energy_per_token", JOULES_PER_TOKEN_BUCKETS),
         )
     ]
 

@@ -29,7 +29,12 @@ from gpm.gpu import clock_events
 from gpm.health import VERDICTS
 from gpm.model import MIG_READINGS, GpuEvent, GpuSample, LlmSession, Outcome
 from gpm.state import LiveState
-from gpm.telemetry import CHUNK_GAP_SECONDS_BUCKETS, PERFORMANCE_KINDS, ModelLabels
+from gpm.telemetry import (
+    CHUNK_GAP_SECONDS_BUCKETS,
+    JOULES_PER_TOKEN_BUCKETS,
+    PERFORMANCE_KINDS,
+    ModelLabels,
+)
 from gpm.telemetry.exposition import (
     CONTENT_TYPE_OPENMETRICS,
     CONTENT_TYPE_TEXT,
@@ -238,7 +243,30 @@ class StateCollector(Collector):
                 "1 when the LLM backend answered its last poll.",
                 value=1.0 if state.backend_up else 0.0,
             )
+        yield from _energy_families(state)
         yield from _health_families(state)
+
+
+def _energy_families(state: LiveState) -> Iterator[Metric]:
+    """Energy since GPM started, by workload and idle per GPU (docs/energy.md)."""
+    energy = state.energy
+    workloads = CounterMetricFamily(
+        "gpm_workload_energy_joules",
+        "GPU energy attributed to processes, by workload class (unattributed: process list "
+        "unknown).",
+        labels=("workload",),
+    )
+    for workload, joules in sorted(energy.by_workload.items()):
+        workloads.add_metric([workload], joules)
+    yield workloads
+    idle = CounterMetricFamily(
+        "gpm_gpu_idle_energy_joules",
+        "GPU energy at the idle floor or with no process on the GPU.",
+        labels=("gpu_id",),
+    )
+    for gpu_id, joules in sorted(energy.idle_by_gpu.items()):
+        idle.add_metric([str(gpu_id)], joules)
+    yield idle
 
 
 def _health_families(state: LiveState) -> Iterator[Metric]:
@@ -331,12 +359,19 @@ class MetricsExporter:
             ("model", "type"),
             TOKENS_BUCKETS,
         )
+        self._joules_per_token = LabelledHistogram(
+            "gpm_llm_energy_per_token_joules",
+            "Energy per completion token of completed generations.",
+            ("model",),
+            JOULES_PER_TOKEN_BUCKETS,
+        )
         self._histograms: tuple[LabelledHistogram, ...] = (
             self._tps,
             self._ttft,
             self._duration,
             self._chunk_gap,
             self._tokens,
+            self._joules_per_token,
         )
         # The original exporter's name, kept so dashboards built on it keep working. promtool's
         # lint rejects the abbreviated unit, so it can be switched off
@@ -363,6 +398,12 @@ class MetricsExporter:
             ("model", "outcome"),
             "counter",
         )
+        self._energy = Tally(
+            "gpm_llm_energy_joules",
+            "Energy of LLM sessions (their share of their GPUs' energy), by model.",
+            ("model",),
+            "counter",
+        )
         self._xids = Tally(
             "gpm_gpu_xid_errors",
             "Xid errors the driver reported since GPM started, by GPU and Xid code.",
@@ -375,6 +416,7 @@ class MetricsExporter:
             StateCollector(state),
             self._session_count,
             self._sessions,
+            self._energy,
             self._xids,
         )
         self._label_text = LabelText()
@@ -392,6 +434,8 @@ class MetricsExporter:
         model = self._model_label(s.model)
         self._session_count.inc((model,))
         self._sessions.inc((model, s.outcome.value))
+        if s.energy_joules is not None:
+            self._energy.inc((model,), s.energy_joules)
         if s.kind not in PERFORMANCE_KINDS or s.outcome is not Outcome.COMPLETED:
             return
         if s.tokens_per_second is not None:
@@ -408,6 +452,8 @@ class MetricsExporter:
             self._tokens.observe((model, "prompt"), s.prompt_tokens)
         if s.completion_tokens is not None:
             self._tokens.observe((model, "completion"), s.completion_tokens)
+        if s.tokens_per_joule:
+            self._joules_per_token.observe((model,), 1 / s.tokens_per_joule)
 
     def render(self, openmetrics: bool = False) -> bytes:
         """The whole exposition: classic text format, or OpenMetrics (ending in ``# EOF``)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from gpm.energy.meter import EnergyTotals
 from gpm.model import (
     Classification,
     GpuProcess,
@@ -86,6 +87,12 @@ def live_state(gpus: int = 2, processes: int = 2, models: int = 2) -> LiveState:
         backend_up=True,
         backend_version="0.12.0",
         health=health,
+        energy=EnergyTotals(
+            by_gpu={0: 5000.0, 1: 900.0},
+            idle_by_gpu={0: 1000.0, 1: 900.0},
+            by_workload={"llm_inference": 3500.0, "gaming": 500.0},
+            methods={0: "counter", 1: "power_integral"},
+        ),
     )
 
 
@@ -98,6 +105,7 @@ def session(
     tokens_per_second: float | None = 62.0,
     duration_ms: float | None = 4800.0,
     endpoint: str = "/api/chat",
+    energy_joules: float | None = 596.0,
 ) -> LlmSession:
     return LlmSession(
         id="s1",
@@ -113,5 +121,7 @@ def session(
         duration_ms=duration_ms,
         eval_duration_ms=4800.0,
         chunk_gaps_ms=(20.0, 30.0, 40.0),
+        energy_joules=energy_joules,
+        energy_rule="backend_process",
         prompt_text="secret prompt that must never leave the proxy",
     )

@@ -75,6 +75,10 @@ EXPECTED = {
     "gen_ai.server.time_to_first_token": "s",
     "gen_ai.server.time_per_output_token": "s",
     "gen_ai.client.operation.time_per_output_chunk": "s",
+    "gpm.llm.energy": "J",
+    "gpm.llm.energy_per_token": "J/{token}",
+    "gpm.workload.energy": "J",
+    "gpm.gpu.idle_energy": "J",
 }
 
 
@@ -145,6 +149,13 @@ def test_exports_gpu_and_genai_metrics(receiver: tuple[int, Collector]) -> None:
     # Every gap between content chunks of the one completed stream, none of the others.
     gaps = point(metrics["gen_ai.client.operation.time_per_output_chunk"], **chat)
     assert (gaps.count, gaps.sum) == (3, pytest.approx(0.09))
+    energy = point(metrics["gpm.llm.energy"], **chat)
+    assert number(energy) == 2 * 596.0  # the completed and the failed session
+    per_token = point(metrics["gpm.llm.energy_per_token"], **chat)
+    assert (per_token.count, per_token.sum) == (1, pytest.approx(2.0))
+    workload = point(metrics["gpm.workload.energy"], **{"gpm.workload": "llm_inference"})
+    assert number(workload) == 3500.0
+    assert number(point(metrics["gpm.gpu.idle_energy"], **gpu0)) == 1000.0
     duration = metrics["gen_ai.client.operation.duration"]
     assert point(duration, **chat, **{"error.type": "error"}).sum == pytest.approx(0.1)
     embed = point(duration, **{"gen_ai.operation.name": "embeddings"})

@@ -115,6 +115,18 @@ def test_mig_devices_are_series_of_their_own() -> None:
     assert value(s, "gpm_gpu_processes", mig_instance="0") == 1
 
 
+def test_energy_metrics(exporter: MetricsExporter) -> None:
+    s = series(exporter.render().decode())
+    q = "qwen2:0.5b"
+    # Every session with energy counts, the load and the failed one too; J/token only for
+    # completed generations (596 J / 298 tokens).
+    assert value(s, "gpm_llm_energy_joules_total", model=q) == 2 * 596.0
+    assert value(s, "gpm_llm_energy_per_token_joules_count", model=q) == 1
+    assert value(s, "gpm_llm_energy_per_token_joules_sum", model=q) == pytest.approx(2.0)
+    assert value(s, "gpm_workload_energy_joules_total", workload="llm_inference") == 3500.0
+    assert value(s, "gpm_gpu_idle_energy_joules_total", gpu_id="1") == 900.0
+
+
 def test_llm_metrics(exporter: MetricsExporter) -> None:
     s = series(exporter.render().decode())
     q = "qwen2:0.5b"
