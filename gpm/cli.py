@@ -299,7 +299,7 @@ def _cmd_sessions(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(
         f"{'STARTED':<25}{'MODEL':<22}{'ENDPOINT':<22}{'OUT TOK':>8}{'TOK/S':>8}"
-        f"{'TTFT ms':>9}{'DUR s':>8}  OUTCOME"
+        f"{'TTFT ms':>9}{'DUR s':>8}{'J/TOK':>8}  OUTCOME"
     )
     for s in sessions:
         cold = "*" if s.cold_start else " "
@@ -307,12 +307,17 @@ def _cmd_sessions(args: argparse.Namespace) -> int:
             f"{to_rfc3339(s.started_at) or '':<25}{(s.model or '-')[:21]:<22}"
             f"{s.endpoint[:21]:<22}{_tokens(s):>8}{_fmt(s.tokens_per_second, '', 1):>8}"
             f"{_fmt(s.ttft_ms):>8}{cold}{_fmt(_seconds(s.duration_ms), '', 1):>8}"
-            f"  {s.outcome.value}"
+            f"{_fmt(_per(s.tokens_per_joule), '', 2):>8}  {s.outcome.value}"
         )
     if total > len(sessions):
         print(f"({total - len(sessions)} more; use --limit)")
     print("~ counted by the proxy (the server sent no count); * cold start (model loaded first)")
     return EXIT_OK
+
+
+def _per(rate: float | None) -> float | None:
+    """The inverse of a rate (tokens/J -> J/token); None when unknown or 0."""
+    return 1 / rate if rate else None
 
 
 def _tokens(s: LlmSession) -> str:
