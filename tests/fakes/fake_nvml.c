@@ -57,7 +57,7 @@ enum value {
     V_REMAP_UNCORRECTABLE, V_REMAP_PENDING, V_REMAP_FAILURE, V_RETIRED_SBE, V_RETIRED_DBE,
     V_RETIRED_PENDING, V_ECC_CORRECTED_AGGREGATE, V_ECC_UNCORRECTED_AGGREGATE, V_NVLINK_LINKS,
     V_NVLINK_ACTIVE, V_NVLINK_CRC, V_NVLINK_REPLAY, V_NVLINK_RECOVERY, V_PCIE_REPLAY, V_MIG_MODE,
-    V_COUNT
+    V_ENERGY_RATE, V_COUNT
 };
 
 static const char *const value_names[V_COUNT] = {
@@ -68,7 +68,7 @@ static const char *const value_names[V_COUNT] = {
     "memory_temperature_c", "remap_correctable", "remap_uncorrectable", "remap_pending",
     "remap_failure", "retired_sbe", "retired_dbe", "retired_pending", "ecc_corrected_aggregate",
     "ecc_uncorrected_aggregate", "nvlink_links", "nvlink_active", "nvlink_crc", "nvlink_replay",
-    "nvlink_recovery", "pcie_replay", "mig_mode",
+    "nvlink_recovery", "pcie_replay", "mig_mode", "energy_rate_mw",
 };
 
 /* The field whose failure makes a value unreadable. */
@@ -79,6 +79,7 @@ static const enum field value_field[V_COUNT] = {
     F_ECC_UNCORRECTED, F_MEMORY_TEMPERATURE, F_REMAPPED_ROWS, F_REMAPPED_ROWS, F_REMAPPED_ROWS,
     F_REMAPPED_ROWS, F_RETIRED_PAGES, F_RETIRED_PAGES, F_RETIRED_PAGES, F_ECC_AGGREGATE,
     F_ECC_AGGREGATE, F_NVLINK, F_NVLINK, F_NVLINK, F_NVLINK, F_NVLINK, F_PCIE_REPLAY, F_MIG,
+    F_ENERGY,
 };
 
 struct proc {
@@ -626,7 +627,20 @@ ULL_GETTER(nvmlDeviceGetCurrentClocksEventReasons, V_THROTTLE)
 ULL_GETTER(nvmlDeviceGetCurrentClocksThrottleReasons, V_THROTTLE) /* before driver 535 */
 #endif
 #ifndef OMIT_nvmlDeviceGetTotalEnergyConsumption
-ULL_GETTER(nvmlDeviceGetTotalEnergyConsumption, V_ENERGY_MJ)
+/* energy_mj, plus energy_rate_mw x the wall-clock seconds since the epoch where a rate is set:
+ * a counter that runs in real time, for tests through a running service. */
+nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t device, unsigned long long *out) {
+    if (!out) return NVML_ERROR_INVALID_ARGUMENT;
+    DEVICE_CALL("nvmlDeviceGetTotalEnergyConsumption", device);
+    nvmlReturn_t r = read_value(g, V_ENERGY_MJ, out);
+    if (r == NVML_SUCCESS && g->has[V_ENERGY_RATE]) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        double seconds = (double)now.tv_sec + now.tv_nsec / 1e9;
+        *out += (unsigned long long)((double)g->val[V_ENERGY_RATE] * seconds);
+    }
+    return done(r);
+}
 #endif
 
 #ifndef OMIT_nvmlDeviceGetFieldValues

@@ -35,7 +35,9 @@ rename, with a strictly increasing mtime)::
     gpu <i>                         declares GPU i (the device count is the highest index + 1)
     gpu <i> name <text>             default "Fake GPU <i>"
     gpu <i> uuid <text>             default "GPU-fake-000<i>"
-    gpu <i> <value> <number>        one of VALUE_NAMES below (decimal or 0x hex)
+    gpu <i> <value> <number>        one of VALUE_NAMES below (decimal or 0x hex); with
+                                    energy_rate_mw the energy counter also runs in real time
+                                    (energy_mj + rate x seconds since the epoch)
     gpu <i> state <ERROR|OK>        every call on the GPU fails with it, e.g. GPU_IS_LOST
     gpu <i> fail <field> <ERROR>    one reading fails, e.g. ``fail fan NOT_SUPPORTED``
     gpu <i> compute <pid> <bytes|na>    a compute process (``na``: memory not available)
@@ -115,6 +117,7 @@ VALUE_NAMES = (
     "nvlink_recovery",
     "pcie_replay",
     "mig_mode",
+    "energy_rate_mw",
 )
 FIELDS = (
     "name",
