@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from gpm.energy.attribution import IDLE, IdleFloor, SessionShares, Split, split_interval
-from gpm.energy.ledger import Ledger, reads_of
-from gpm.energy.placement import SessionPlacement
+from gpm.energy.ledger import EnergyRead, Ledger, reads_of
+from gpm.energy.placement import Gpus, SessionPlacement
 from gpm.gpu.base import EnergyReader
 from gpm.model import EnergyUse, LlmSession, ProcessEvent, Snapshot
 
@@ -90,23 +90,27 @@ class EnergyMeter:
         return out
 
     async def session_started(self, s: LlmSession, snap: Snapshot | None) -> None:
-        gpus, rule = await asyncio.to_thread(self._placement.gpus, snap)
+        """Place the session on its GPUs and read the ledger: one trip to a worker thread."""
         async with self._lock:
-            await self._read()
+            gpus, rule, reads = await asyncio.to_thread(self._place_and_read, snap)
+            self.sessions.charge(self.ledger.record(reads))
             self.sessions.start(s.id, gpus, rule)
 
     async def session_finished(self, s: LlmSession) -> None:
         """Give the session its energy and its GPUs' rule."""
         async with self._lock:
-            await self._read()
+            reads = await asyncio.to_thread(self._read) if self._reader else []
+            self.sessions.charge(self.ledger.record(reads))
             s.energy_joules, s.energy_rule = self.sessions.finish(s.id)
 
-    async def _read(self) -> None:
-        """A ledger read now, between polls; charged to the sessions active until now."""
-        if self._reader is None:
-            return
-        reads = await asyncio.to_thread(self._reader.read_energy, self._clock())
-        self.sessions.charge(self.ledger.record(reads))
+    def _place_and_read(self, snap: Snapshot | None) -> tuple[Gpus, str, list[EnergyRead]]:
+        gpus, rule = self._placement.gpus(snap)
+        return gpus, rule, self._read() if self._reader else []
+
+    def _read(self) -> list[EnergyRead]:
+        """A ledger read now, between polls (blocks: NVML)."""
+        assert self._reader is not None
+        return self._reader.read_energy(self._clock())
 
     def _add_totals(self, splits: list[Split]) -> None:
         t = self.totals

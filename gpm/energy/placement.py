@@ -22,6 +22,8 @@ LLM_PROCESSES = "llm_processes"
 ALL_GPUS = "all_gpus"
 LISTENER_TTL_SECS = 30.0  # how long the backend's listening process is remembered
 
+Gpus = tuple[int, ...]  # the GPU ids a session is charged to
+
 
 def local_port(url: str) -> int | None:
     """The port of a backend URL on this machine (whose process GPM can find); else None."""
@@ -45,11 +47,26 @@ class SessionPlacement:
         self._clock = clock
         self._listeners: frozenset[int] = frozenset()
         self._looked_at = float("-inf")
+        # The last answer, for the snapshot and listeners it was found from: sessions starting
+        # within one poll share it.
+        self._last: tuple[Snapshot | None, frozenset[int], tuple[tuple[int, ...], str]] | None = (
+            None
+        )
 
-    def gpus(self, snap: Snapshot | None) -> tuple[tuple[int, ...], str]:
+    def gpus(self, snap: Snapshot | None) -> tuple[Gpus, str]:
         """The session's GPUs and the rule that chose them; no GPUs when none was read."""
-        up = [g for g in (snap.gpus if snap else ()) if g.up]
         listeners = self._backend()
+        last = self._last
+        if last is not None and last[0] is snap and last[1] == listeners:
+            return last[2]
+        found = self._find(snap, listeners)
+        self._last = (snap, listeners, found)
+        return found
+
+    def _find(
+        self, snap: Snapshot | None, listeners: frozenset[int]
+    ) -> tuple[tuple[int, ...], str]:
+        up = [g for g in (snap.gpus if snap else ()) if g.up]
         if listeners:
             backend = tuple(
                 g.gpu_id
