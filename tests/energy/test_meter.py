@@ -15,7 +15,7 @@ from gpm.energy.ledger import COUNTER, POWER
 from gpm.energy.meter import EnergyMeter
 from gpm.energy.placement import ALL_GPUS, BACKEND_PROCESS, SessionPlacement
 from gpm.gpu.nvml import NvmlSource
-from gpm.model import LlmSession
+from gpm.model import LlmSession, ProcessEvent, Workload
 from tests.fakes.fake_nvml import GIB, Scenario
 
 
@@ -192,12 +192,18 @@ async def test_processes_split_by_sm_share_then_memory_share_above_the_idle_floo
         await meter.poll(source.poll(6.0), [])  # the list of 4 s had SM samples still
         gpus.at(8.0)
         by_memory = await meter.poll(source.poll(8.0), [])  # 6-8 s: no SM samples: 3:1 memory
+        gpus.at(10.0)
+        ended = [ProcessEvent(10.0, "end", 0, None, 101, None, Workload.GENERAL_COMPUTE, "")]
+        await meter.poll(source.poll(10.0), ended)
     finally:
         source.close()
+    # pid 101: a quarter by SM share over 2-6 s (100 J each), three quarters by memory share over
+    # 6-10 s (300 J each) of the 400 J above the floor.
+    assert ended[0].energy_joules == pytest.approx(2 * 100 + 2 * 300, rel=1e-6)
     assert meter.floor.watts(0) == 50.0
     gpu0 = {u.workload: u.joules for u in by_sm if u.gpu_id == 0}
     assert gpu0 == {IDLE: pytest.approx(100.0), "general_compute": pytest.approx(400.0)}
     assert {u.gpu_id: u.workload for u in by_sm if u.gpu_id == 1} == {1: IDLE}
-    assert meter.totals.idle_by_gpu[1] == pytest.approx(50 * 8, rel=1e-6)
-    assert meter.totals.idle_by_gpu[0] == pytest.approx(50 * 2 + 3 * 100, rel=1e-6)
+    assert meter.totals.idle_by_gpu[1] == pytest.approx(50 * 10, rel=1e-6)
+    assert meter.totals.idle_by_gpu[0] == pytest.approx(50 * 2 + 4 * 100, rel=1e-6)
     assert sum(u.joules for u in by_memory if u.gpu_id == 0) == pytest.approx(500.0, rel=1e-6)
