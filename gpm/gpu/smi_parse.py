@@ -73,7 +73,8 @@ OPTIONAL_GPU_FIELDS: tuple[str, ...] = (
 )
 APP_FIELDS: tuple[str, ...] = ("gpu_uuid", "pid", "process_name", "used_gpu_memory")
 
-_PMON_KINDS = {"C": "compute", "G": "graphics", "C+G": "compute+graphics"}
+# A process's type letter (pmon's type column, ``-q -x``'s ``<type>``) -> GpuProcess.kind.
+PROCESS_KINDS = {"C": "compute", "G": "graphics", "C+G": "compute+graphics"}
 
 
 class SmiParseError(ValueError):
@@ -155,7 +156,11 @@ def parse_monitor_table(text: str) -> list[Row]:
     return rows
 
 
-def _number(value: str | None, field: str) -> float | None:
+def parse_number(value: str | None, field: str) -> float | None:
+    """A value's leading number (a unit after it, as in ``81559 MiB``, is ignored).
+
+    Raises SmiParseError when it is not a number, so the caller can report the field.
+    """
     if value is None:
         return None
     token = value.split()[0]
@@ -165,13 +170,15 @@ def _number(value: str | None, field: str) -> float | None:
         raise SmiParseError(f"{field}: {value!r} is not a number") from None
 
 
-def _whole(value: str | None, field: str) -> int | None:
-    number = _number(value, field)
+def parse_whole(value: str | None, field: str) -> int | None:
+    """A count or id (see parse_number)."""
+    number = parse_number(value, field)
     return None if number is None else int(number)
 
 
-def _mib_bytes(value: str | None, field: str) -> int | None:
-    number = _number(value, field)
+def parse_mib_bytes(value: str | None, field: str) -> int | None:
+    """A size nvidia-smi prints in MiB, in bytes (see parse_number)."""
+    number = parse_number(value, field)
     return None if number is None else round(number * MIB)
 
 
@@ -203,24 +210,24 @@ def _text(value: str | None, field: str) -> str | None:
 _GPU_COLUMNS: dict[str, tuple[str, Callable[[str | None, str], object]]] = {
     "uuid": ("uuid", _text),
     "name": ("name", _text),
-    "utilization.gpu": ("utilization_percent", _number),
-    "utilization.memory": ("memory_utilization_percent", _number),
-    "memory.total": ("memory_total_bytes", _mib_bytes),
-    "memory.used": ("memory_used_bytes", _mib_bytes),
-    "memory.free": ("memory_free_bytes", _mib_bytes),
-    "temperature.gpu": ("temperature_celsius", _number),
-    "power.draw": ("power_watts", _number),
-    "power.limit": ("power_limit_watts", _number),
-    "fan.speed": ("fan_percent", _number),
-    "clocks.current.graphics": ("clock_graphics_mhz", _whole),
-    "clocks.current.sm": ("clock_sm_mhz", _whole),
-    "clocks.current.memory": ("clock_memory_mhz", _whole),
+    "utilization.gpu": ("utilization_percent", parse_number),
+    "utilization.memory": ("memory_utilization_percent", parse_number),
+    "memory.total": ("memory_total_bytes", parse_mib_bytes),
+    "memory.used": ("memory_used_bytes", parse_mib_bytes),
+    "memory.free": ("memory_free_bytes", parse_mib_bytes),
+    "temperature.gpu": ("temperature_celsius", parse_number),
+    "power.draw": ("power_watts", parse_number),
+    "power.limit": ("power_limit_watts", parse_number),
+    "fan.speed": ("fan_percent", parse_number),
+    "clocks.current.graphics": ("clock_graphics_mhz", parse_whole),
+    "clocks.current.sm": ("clock_sm_mhz", parse_whole),
+    "clocks.current.memory": ("clock_memory_mhz", parse_whole),
     "pstate": ("performance_state", _pstate),
-    "utilization.encoder": ("encoder_utilization_percent", _number),
-    "utilization.decoder": ("decoder_utilization_percent", _number),
+    "utilization.encoder": ("encoder_utilization_percent", parse_number),
+    "utilization.decoder": ("decoder_utilization_percent", parse_number),
     EVENT_REASONS_FIELD: ("throttle_reasons", _reasons),
-    "ecc.errors.corrected.volatile.total": ("ecc_errors_corrected", _whole),
-    "ecc.errors.uncorrected.volatile.total": ("ecc_errors_uncorrected", _whole),
+    "ecc.errors.corrected.volatile.total": ("ecc_errors_corrected", parse_whole),
+    "ecc.errors.uncorrected.volatile.total": ("ecc_errors_uncorrected", parse_whole),
 }
 
 
@@ -250,7 +257,7 @@ def samples_from_rows(
                 if problems is not None:
                     problems.append(str(exc))
         try:
-            gpu_id = _whole(row.get("index"), "index")
+            gpu_id = parse_whole(row.get("index"), "index")
         except SmiParseError as exc:
             gpu_id = None
             if problems is not None:
@@ -277,8 +284,8 @@ def processes_from_rows(
     grouped: dict[str, list[GpuProcess]] = {}
     for row in rows:
         try:
-            pid = _whole(row.get("pid"), "pid")
-            memory = _mib_bytes(row.get("used_gpu_memory"), "used_gpu_memory")
+            pid = parse_whole(row.get("pid"), "pid")
+            memory = parse_mib_bytes(row.get("used_gpu_memory"), "used_gpu_memory")
         except SmiParseError as exc:
             if problems is not None:
                 problems.append(str(exc))
@@ -297,14 +304,14 @@ def pmon_processes(rows: Iterable[Row]) -> list[tuple[int, GpuProcess]]:
     found = []
     for row in rows:
         try:
-            index = _whole(row.get("gpu"), "gpu")
-            pid = _whole(row.get("pid"), "pid")
-            sm = _number(row.get("sm"), "sm")
+            index = parse_whole(row.get("gpu"), "gpu")
+            pid = parse_whole(row.get("pid"), "pid")
+            sm = parse_number(row.get("sm"), "sm")
         except SmiParseError:
             continue
         if index is None or pid is None:
             continue  # pmon prints a "-" row for a GPU with no processes
-        kind = _PMON_KINDS.get(row.get("type") or "", "compute")
+        kind = PROCESS_KINDS.get(row.get("type") or "", "compute")
         found.append(
             (
                 index,

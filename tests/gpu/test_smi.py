@@ -186,6 +186,14 @@ def test_every_fixture_file_has_a_test() -> None:
         "query-compute-apps-wddm.csv",
         "pmon.txt",
         "dmon.txt",
+        # -q -x reports, in test_smi_xml.py
+        "q-x-a100-mig.xml",
+        "q-x-a100-mig-2procs.derived.xml",
+        "q-x-rtx4090-remapped-rows.xml",
+        "q-x-rtx4000ada-v13.xml",
+        "q-x-p100-retired-pages.xml",
+        "q-x-dual-a5000-v13.xml",
+        "q-x-rtx3080-v13.xml",
     }
     assert {p.name for p in FIXTURES.iterdir()} == tested
 
