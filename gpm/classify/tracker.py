@@ -228,6 +228,7 @@ def _filled(proc: GpuProcess, known: _Known) -> GpuProcess:
         proc.user or known.user,
         known.started_at,
         known.classification,
+        proc.mig_index,
     )
 
 

@@ -217,6 +217,7 @@ def test_fill_keeps_every_source_field(llama_root: Path) -> None:
         "user",
         "started_at",
         "classification",
+        "mig_index",
     ]
     given = GpuProcess(
         pid=7001,
@@ -225,6 +226,7 @@ def test_fill_keeps_every_source_field(llama_root: Path) -> None:
         sm_utilization_percent=7.0,
         kind="compute+graphics",
         user="alice",
+        mig_index=3,
     )
     out, _ = ProcessTracker(llama_root).update(snap(1.0, gpu((given,))))
     assert out.gpus[0].processes is not None
