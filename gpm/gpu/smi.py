@@ -1,8 +1,9 @@
 """GPU readings from the ``nvidia-smi`` command, for machines where NVML cannot be loaded.
 
 Each poll runs a GPU query, the compute apps and ``pmon`` in parallel (parsed by
-``gpm/gpu/smi_parse.py``). Every call has a timeout and runs without a shell; a wedged nvidia-smi
-is killed.
+``gpm/gpu/smi_parse.py``); every ``xml_interval`` seconds ``nvidia-smi -q -x`` runs beside them
+for memory health and MIG (``gpm/gpu/smi_xml.py``). Every call has a timeout and runs without a
+shell; a wedged nvidia-smi is killed.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from gpm.gpu.smi_parse import (
     processes_from_rows,
     samples_from_rows,
 )
+from gpm.gpu.smi_xml import XmlGpu, merge_xml, parse_xml
 from gpm.model import GpuSample, Snapshot
 
 _log = logging.getLogger(__name__)
@@ -75,7 +77,7 @@ class _Run:
             out, err = self.proc.communicate(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             self.kill()
-            what = " ".join([self.argv[0], self.argv[1].split("=")[0]])
+            what = f"{self.argv[0]} {' '.join(self.argv[1:]).split('=')[0]}"
             return RunResult("", f"{what} timed out after {self.timeout:g} s and was killed")
         if self.proc.returncode != 0:
             detail = (err.strip() or out.strip() or "no output").splitlines()[0][:300]
@@ -96,9 +98,14 @@ class _Run:
 class SmiSource:
     """GpuSource reading nvidia-smi: a GPU query, the compute apps and ``pmon`` per poll.
 
-    The three commands run in parallel under one deadline of ``timeout`` seconds. ``pmon`` adds
+    The commands run in parallel under one deadline of ``timeout`` seconds. ``pmon`` adds
     graphics processes (games) the compute-apps query leaves out; if it fails once it is not
     asked again. A field the driver rejects is dropped for the life of the source.
+
+    ``nvidia-smi -q -x`` costs far more (about 0.4 s on an 8-GPU machine), so it runs with a poll
+    only once ``xml_interval`` seconds of the poll's clock have passed since its last run (0:
+    never); what it said is merged into every poll until it runs again. When it fails, the
+    polls go on without it until the next run.
     """
 
     name = "nvidia-smi"
@@ -108,15 +115,20 @@ class SmiSource:
         executable: str = "nvidia-smi",
         timeout: float = 5.0,
         use_pmon: bool = True,
+        xml_interval: float = 30.0,
         logger: logging.Logger | None = None,
     ) -> None:
         self.executable = executable
         self.timeout = timeout
         self.use_pmon = use_pmon
+        self.xml_interval = xml_interval
         self.gpu_fields: list[str] = [*CORE_GPU_FIELDS, *OPTIONAL_GPU_FIELDS]
         self._log = logger or _log
         self._last_message: str | None = None
         self._tried_old_reasons = False
+        self._xml: tuple[XmlGpu, ...] = ()
+        self._xml_read_at: float | None = None
+        self._xml_message: str | None = None
 
     def _query_gpu_argv(self) -> list[str]:
         return [
@@ -131,6 +143,34 @@ class SmiSource:
             "--query-compute-apps=" + ",".join(APP_FIELDS),
             "--format=csv,noheader,nounits",
         ]
+
+    def _xml_due(self, now: float) -> bool:
+        """Whether this poll runs ``-q -x``: the interval has passed, or the clock went back."""
+        if self.xml_interval <= 0:
+            return False
+        last = self._xml_read_at
+        return last is None or not 0 <= now - last < self.xml_interval
+
+    def _take_xml(self, result: RunResult, now: float) -> None:
+        """Keep what ``-q -x`` said until its next run, and say it once when that goes wrong."""
+        self._xml_read_at = now
+        problems: list[str] = []
+        if result.error is None:
+            self._xml = parse_xml(result.stdout, problems)
+        else:
+            self._xml = ()
+            problems.append(result.error)
+        message = "; ".join(problems) or None
+        if message != self._xml_message:
+            if message is not None:
+                self._log.warning(
+                    "nvidia-smi -q -x (memory health, MIG; tried every %g s): %s",
+                    self.xml_interval,
+                    message,
+                )
+            else:
+                self._log.info("nvidia-smi -q -x readings are back")
+            self._xml_message = message
 
     def _drop_rejected(self, message: str) -> bool:
         """Drop the field the driver rejected; True when there is something left to retry."""
@@ -165,6 +205,7 @@ class SmiSource:
         gpu = _Run(self._query_gpu_argv(), self.timeout)
         apps = _Run(self._apps_argv(), self.timeout)
         pmon = _Run([self.executable, "pmon", "-c", "1"], self.timeout) if self.use_pmon else None
+        xml = _Run([self.executable, "-q", "-x"], self.timeout) if self._xml_due(now) else None
         try:
             gpu_result = gpu.finish(deadline)
             for _ in range(len(OPTIONAL_GPU_FIELDS) + 1):
@@ -177,11 +218,13 @@ class SmiSource:
                 gpu_result = gpu.finish(deadline)
             apps_result = apps.finish(deadline)
             pmon_result = pmon.finish(deadline) if pmon is not None else None
+            xml_result = xml.finish(deadline) if xml is not None else None
         finally:
-            for run in (gpu, apps, pmon):
+            for run in (gpu, apps, pmon, xml):
                 if run is not None:
                     run.kill()
         if gpu_result.error is not None:
+            # -q -x most likely failed the same way; it is asked again on the next poll.
             return (), gpu_result.error, problems
         processes = None
         if apps_result.error is None:
@@ -203,6 +246,9 @@ class SmiSource:
                     "nvidia-smi pmon unavailable, graphics processes will be missing: %s",
                     pmon_result.error,
                 )
+        if xml_result is not None:
+            self._take_xml(xml_result, now)
+        samples = merge_xml(samples, self._xml)
         if not samples:
             return (), "nvidia-smi reported no GPUs", problems
         return samples, None, problems

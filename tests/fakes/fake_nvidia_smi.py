@@ -1,16 +1,17 @@
 """A fake ``nvidia-smi``: an executable script answering the queries GPM's fallback source makes.
 
 It stands for the driver's ``nvidia-smi`` when NVML cannot be loaded: GPM's ``SmiSource`` runs it
-as a real subprocess (``--query-gpu=...``, ``--query-compute-apps=...``, ``pmon``) and parses what
-it prints. Each fake is one of the behaviours below, written into a test's directory::
+as a real subprocess (``--query-gpu=...``, ``--query-compute-apps=...``, ``pmon``, ``-q -x``) and
+parses what it prints. Each fake is one of the behaviours below, written into a test's directory::
 
     exe, calls = fake_nvidia_smi(tmp_path, TWO_GPUS_OLD_DRIVER, pmon_fails=True)
     snap = SmiSource(exe, timeout=10.0).poll(1.0)
     assert [c[0] for c in calls_of(calls)] == [...]   # tests.fakes.fake_command.calls_of
 
 The keyword arguments are the scenario, which the behaviour reads as ``SCENARIO``:
-``extra_fields`` (more ``--query-gpu`` fields it accepts), ``pmon_fails``, ``pids`` (where
-``HANGS`` writes its own pid and its child's).
+``extra_fields`` (more ``--query-gpu`` fields it accepts), ``pmon_fails``, ``q_x`` (a file whose
+content ``-q -x`` prints, e.g. a capture from tests/fixtures/nvidia-smi; without it ``-q -x``
+fails), ``q_x_hangs``, ``pids`` (where ``HANGS`` writes its own pid and its child's).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from pathlib import Path
 from tests.fakes.fake_command import fake_command
 
 # Answers like a 2-GPU box on an older driver: clocks_event_reasons.active and the ECC fields
-# are rejected the way nvidia-smi rejects them; clocks_throttle_reasons.active works.
+# are rejected the way nvidia-smi rejects them; clocks_throttle_reasons.active works. ``-q -x``
+# prints the scenario's ``q_x`` file, or fails as nvidia-smi does when a GPU cannot be read.
 TWO_GPUS_OLD_DRIVER = """
 GPUS = [
     {"index": "0", "uuid": "GPU-aaaa", "name": "NVIDIA GeForce RTX 4090", "utilization.gpu": "97",
@@ -58,6 +60,14 @@ elif args[0] == "pmon":
     print("# Idx     #   C/G   %    %    %    %  name")
     print("    0  4242     C  90   40    -    -  ollama")
     print("    1  6000     G  10    5    -    -  game.exe")
+elif args == ["-q", "-x"]:
+    if SCENARIO.get("q_x_hangs"):
+        time.sleep(120)
+    if "q_x" not in SCENARIO:
+        print("Unable to determine the device handle for GPU0000:01:00.0: Unknown Error")
+        sys.exit(15)
+    with open(SCENARIO["q_x"]) as fh:
+        sys.stdout.write(fh.read())
 """
 
 # Hangs, with a child of its own, until it is killed.

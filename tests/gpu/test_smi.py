@@ -407,3 +407,132 @@ def test_missing_executable_is_a_message_not_a_crash(tmp_path: Path) -> None:
     snap = SmiSource(str(tmp_path / "absent"), timeout=1.0).poll(3.0)
     assert snap.gpus == ()
     assert snap.message is not None and snap.message.startswith(f"cannot run {tmp_path}/absent")
+
+
+# --- nvidia-smi -q -x on its own cadence (gpm/gpu/smi_xml.py parses it) ------------------------
+
+A100_UUID = "GPU-513536b6-7d19-9063-b049-1e69664bb298"
+
+
+def q_x_report(tmp_path: Path, name: str, uuids: dict[str, str]) -> str:
+    """A -q -x capture whose GPU uuids are those of the fake's CSV answers, as a file."""
+    text = fixture(name)
+    for captured, fake in uuids.items():
+        text = text.replace(captured, fake)
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def xml_runs(log: Path) -> int:
+    return calls_of(log).count(["-q", "-x"])
+
+
+def test_q_x_is_merged_into_every_poll_but_run_only_each_interval(tmp_path: Path) -> None:
+    report = q_x_report(tmp_path, "q-x-a100-mig-2procs.derived.xml", {A100_UUID: "GPU-aaaa"})
+    exe, log = fake_nvidia_smi(tmp_path, TWO_GPUS_OLD_DRIVER, q_x=report)
+    source = SmiSource(exe, timeout=10.0, use_pmon=False, xml_interval=30.0)
+    # (the poll's clock, -q -x runs so far): every 30 s, and again when the clock goes back
+    for now, runs in ((1000.0, 1), (1002.0, 1), (1029.9, 1), (1030.0, 2), (1031.0, 2), (900.0, 3)):
+        gpu0, gpu1 = source.poll(now).gpus
+        assert xml_runs(log) == runs, now
+        assert gpu0.utilization_percent == 97.0  # the CSV's readings stand
+        assert gpu0.ecc_errors_corrected_aggregate == 0
+        assert gpu0.mig_devices is not None
+        assert [(m.index, m.memory_total_bytes) for m in gpu0.mig_devices] == [
+            (i, 19968 * MIB) for i in range(4)
+        ]
+        assert gpu0.processes == (
+            GpuProcess(pid=4242, name="/usr/bin/ollama", gpu_memory_bytes=8000 * MIB, mig_index=0),
+            GpuProcess(
+                pid=5151, name="python -c train(a, b)", gpu_memory_bytes=1000 * MIB, mig_index=1
+            ),
+        )
+        assert (gpu1.uuid, gpu1.mig_devices, gpu1.ecc_errors_corrected_aggregate) == (
+            "GPU-bbbb",
+            None,
+            None,
+        )
+
+
+def test_q_x_adds_memory_health_and_the_processes_only_it_lists(tmp_path: Path) -> None:
+    a5000 = ("GPU-12345678-aaaa-bbbb-cccc-0123456789ab", "GPU-12345678-aaaa-bbbb-cccc-0123456789cd")
+    report = q_x_report(
+        tmp_path, "q-x-dual-a5000-v13.xml", dict(zip(a5000, ("GPU-aaaa", "GPU-bbbb"), strict=True))
+    )
+    exe, _ = fake_nvidia_smi(tmp_path, TWO_GPUS_OLD_DRIVER, q_x=report)
+    gpu0, gpu1 = SmiSource(exe, timeout=10.0).poll(5.0).gpus
+    for gpu in (gpu0, gpu1):
+        assert (gpu.remapped_rows_correctable, gpu.remap_pending, gpu.remap_failed) == (0, 0, 0)
+    assert gpu0.processes is not None and gpu1.processes is not None
+    assert [p.pid for p in gpu0.processes] == [4242, 5151, 100477]
+    assert gpu1.processes == (
+        GpuProcess(pid=6000, name="game.exe", kind="graphics", sm_utilization_percent=10.0),
+        GpuProcess(
+            pid=100477,
+            name="/root/src/llama.cpp/build/bin/llama-server",
+            gpu_memory_bytes=17246 * MIB,
+        ),
+    )
+
+
+def test_q_x_off_is_never_run(tmp_path: Path) -> None:
+    report = q_x_report(tmp_path, "q-x-a100-mig.xml", {A100_UUID: "GPU-aaaa"})
+    exe, log = fake_nvidia_smi(tmp_path, TWO_GPUS_OLD_DRIVER, q_x=report)
+    source = SmiSource(exe, timeout=10.0, use_pmon=False, xml_interval=0)
+    assert [source.poll(now).gpus[0].mig_devices for now in (1.0, 100.0)] == [None, None]
+    assert xml_runs(log) == 0
+    assert sum(c[0].startswith("--query-gpu=") for c in calls_of(log)) > 0
+
+
+@pytest.mark.parametrize(
+    ("broken", "said"),
+    [
+        ("exits", "exited with 15: Unable to determine the device handle"),
+        ("garbled", "printed no readable XML"),
+    ],
+)
+def test_failing_q_x_keeps_the_csv_readings_and_is_said_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, broken: str, said: str
+) -> None:
+    if broken == "garbled":
+        garbled = tmp_path / "garbled.xml"
+        garbled.write_text(fixture("q-x-a100-mig.xml")[:3000])  # cut off mid-report
+        exe, log = fake_nvidia_smi(tmp_path, TWO_GPUS_OLD_DRIVER, q_x=str(garbled))
+    else:
+        exe, log = fake_nvidia_smi(tmp_path, TWO_GPUS_OLD_DRIVER)
+    logger = logging.getLogger("test.smi.xml")
+    source = SmiSource(exe, timeout=10.0, use_pmon=False, xml_interval=30.0, logger=logger)
+    with caplog.at_level(logging.INFO, logger="test.smi.xml"):
+        snaps = [source.poll(now) for now in (0.0, 10.0, 30.0, 60.0)]
+        assert xml_runs(log) == 3  # at 0, 30 and 60 s: tried again each interval
+        assert [s.message for s in snaps] == [None] * 4
+        assert [s.gpus[0].utilization_percent for s in snaps] == [97.0] * 4
+        assert all(s.gpus[0].mig_devices is None for s in snaps)
+        (warning,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert warning.getMessage().startswith("nvidia-smi -q -x (memory health, MIG; tried every")
+        assert said in warning.getMessage()
+
+        report = q_x_report(tmp_path, "q-x-a100-mig.xml", {A100_UUID: "GPU-aaaa"})
+        exe, _ = fake_nvidia_smi(tmp_path, TWO_GPUS_OLD_DRIVER, q_x=report)
+        healed = source.poll(90.0)
+    assert healed.gpus[0].mig_devices is not None and len(healed.gpus[0].mig_devices) == 4
+    assert caplog.records[-1].getMessage() == "nvidia-smi -q -x readings are back"
+
+
+def test_hanging_q_x_is_killed_and_the_poll_keeps_its_csv_readings(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    exe, _ = fake_nvidia_smi(tmp_path, TWO_GPUS_OLD_DRIVER, q_x_hangs=True)
+    logger = logging.getLogger("test.smi.xml.hang")
+    source = SmiSource(exe, timeout=1.0, use_pmon=False, logger=logger)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="test.smi.xml.hang"):
+        snap = source.poll(1.0)
+    assert time.monotonic() - started < 5.0
+    assert snap.message is None
+    assert [g.uuid for g in snap.gpus] == ["GPU-aaaa", "GPU-bbbb"]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"nvidia-smi -q -x (memory health, MIG; tried every 30 s): {exe} -q -x timed out after "
+        "1 s and was killed"
+    ]
