@@ -368,16 +368,20 @@ class Scenario:
         self,
         index: int,
         mig: int,
-        compute: Iterable[tuple[int, int | None]] = (),
+        compute: Iterable[tuple[int, int | None]] | None = None,
         **values: int | str,
     ) -> Scenario:
-        """MIG device ``mig`` of GPU ``index`` (turns MIG mode on): ``name``, ``uuid``, ``gi``,
-        ``ci``, ``memory_total``, ``memory_used``, and its compute processes."""
+        """Set MIG device ``mig`` of GPU ``index`` (turns MIG mode on): ``name``, ``uuid``,
+        ``gi``, ``ci``, ``memory_total``, ``memory_used``, and its compute processes (None:
+        as before)."""
         unknown = sorted(set(values) - {"name", "uuid", "gi", "ci", "memory_total", "memory_used"})
         if unknown:
             raise ValueError(f"unknown MIG values {unknown}")
         self.set_gpu(index, mig_mode=1)
-        self._migs.setdefault(index, {})[mig] = {**values, "compute": list(compute)}
+        device = self._migs.setdefault(index, {}).setdefault(mig, {"compute": []})
+        device.update(values)
+        if compute is not None:
+            device["compute"] = list(compute)
         return self
 
     def lose_gpu(self, index: int, error: str = "GPU_IS_LOST") -> Scenario:

@@ -4,6 +4,7 @@ attributed to the instance they run on, and a GPU with MIG off (or without MIG) 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -121,6 +122,9 @@ def test_status_shows_mig_devices_end_to_end(
     gpm_process: Callable[..., GpmProcess], fake_nvml_lib: Path, tmp_path: Path
 ) -> None:
     sc = two_instances(Scenario(tmp_path / "scenario.txt"))
+    # A live process on MIG device 1, so the classifier fills it in from /proc and must keep
+    # where it runs.
+    sc.set_mig(0, 1, compute=[(os.getpid(), 4 * GIB)])
     sc.set_gpu(1, name="NVIDIA GeForce RTX 4090").write()
     gpm = gpm_process(GPM_GPU_NVML_LIBRARY=str(fake_nvml_lib), FAKE_NVML_SCENARIO=str(sc.path))
     result = gpm.run("status", "--json")
@@ -130,7 +134,9 @@ def test_status_shows_mig_devices_end_to_end(
         (0, "3g.40gb", 40 * GIB),
         (1, "1g.10gb", 10 * GIB),
     ]
-    assert {p["pid"]: p["mig_index"] for p in a100["processes"]} == {4242: 0, 5151: 1}
+    procs = {p["pid"]: p for p in a100["processes"]}
+    assert {pid: p["mig_index"] for pid, p in procs.items()} == {4242: 0, os.getpid(): 1}
+    assert procs[os.getpid()]["user"] is not None  # filled in from /proc by the classifier
     assert rtx["mig_devices"] is None
     table = gpm.run("status").stdout
     assert "MIG 0 3g.40gb" in table and "20.0/40.0" in table
