@@ -46,6 +46,7 @@ class GpuConfig:
     simulated_gpus: int = 0
     nvidia_smi_path: str = "nvidia-smi"
     nvidia_smi_timeout_secs: float = 5.0
+    nvidia_smi_xml_interval_secs: float = 30.0  # nvidia-smi -q -x (memory health, MIG); 0: off
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +230,7 @@ _RANGES: tuple[tuple[str, float, float, str], ...] = (
     ("service.poll_interval_secs", 0.1, 3600, "must be between 0.1 and 3600 seconds"),
     ("gpu.simulated_gpus", 0, 64, "must be between 0 and 64"),
     ("gpu.nvidia_smi_timeout_secs", 0.1, 600, "must be between 0.1 and 600 seconds"),
+    ("gpu.nvidia_smi_xml_interval_secs", 0, 86400, "must be between 0 (off) and 86400 seconds"),
     ("ollama.proxy_port", 1, 65535, "a port must be between 1 and 65535"),
     ("ollama.api_port", 1, 65535, "a port must be between 1 and 65535"),
     ("ollama.ps_poll_interval_secs", 0.1, 3600, "must be between 0.1 and 3600 seconds"),

@@ -66,6 +66,7 @@ def test_defaults_without_file(tmp_path: Path) -> None:
     assert cfg.telemetry.metrics_port == 9090
     assert cfg.alerts.temp_threshold_celsius == 85.0
     assert cfg.ollama.store_prompts is False
+    assert cfg.gpu.nvidia_smi_xml_interval_secs == 30.0
     assert all(v == "default" for _, _, v in describe(loaded))
 
 
@@ -82,6 +83,7 @@ def test_env_overrides_file_and_vars_expand(tmp_path: Path) -> None:
         "GPM_SERVICE_POLL_INTERVAL_SECS": "5",
         "GPM_SERVICE_DATA_DIR": "$DATA/gpm",
         "GPM_GPU_ENABLE_NVML": "false",
+        "GPM_GPU_NVIDIA_SMI_XML_INTERVAL_SECS": "0",  # 0 (off) is allowed
         "DATA": str(tmp_path),
     }
     loaded = load_config(path, env=env)
@@ -89,6 +91,7 @@ def test_env_overrides_file_and_vars_expand(tmp_path: Path) -> None:
     assert cfg.service.poll_interval_secs == 5.0
     assert cfg.api.port == 9000
     assert cfg.gpu.enable_nvml is False
+    assert cfg.gpu.nvidia_smi_xml_interval_secs == 0.0
     assert cfg.service.data_dir == tmp_path / "gpm"
     assert cfg.storage.archive_dir == tmp_path / "gpm" / "archive"  # follows data_dir
     assert loaded.sources["service.poll_interval_secs"] == "env GPM_SERVICE_POLL_INTERVAL_SECS"
@@ -131,6 +134,12 @@ def test_classifier_rules(tmp_path: Path) -> None:
         ("[api]\nport = 70000\n", {}, "api.port", "between 1 and 65535"),
         ("[api]\nport = true\n", {}, "api.port", "whole number"),
         ("[gpu]\nenable_nvml = 'yes'\n", {}, "gpu.enable_nvml", "true or false"),
+        (
+            "[gpu]\nnvidia_smi_xml_interval_secs = -1\n",
+            {},
+            "gpu.nvidia_smi_xml_interval_secs",
+            "between 0 (off) and 86400",
+        ),
         ("[ollama]\nbackend_url = 'localhost:11435'\n", {}, "ollama.backend_url", "URL"),
         ("[alerts]\nwebhook_url = 'ftp://x'\n", {}, "alerts.webhook_url", "URL"),
         (

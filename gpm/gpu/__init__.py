@@ -78,7 +78,12 @@ def open_gpu_source(
         found = shutil.which(cfg.nvidia_smi_path)
         if found is not None:
             log.warning("NVML unavailable (%s); reading GPUs through %s", reason, found)
-            return SmiSource(found, cfg.nvidia_smi_timeout_secs, logger=log)
+            return SmiSource(
+                found,
+                cfg.nvidia_smi_timeout_secs,
+                xml_interval=cfg.nvidia_smi_xml_interval_secs,
+                logger=log,
+            )
         message = (
             f"{reason.rstrip('. ')}. The nvidia-smi fallback is on but {cfg.nvidia_smi_path!r} "
             "was not found: install the NVIDIA driver utilities or set gpu.nvidia_smi_path."

@@ -61,11 +61,15 @@ def test_no_nvml_and_no_fallback_gives_one_clear_warning(
 def test_no_nvml_falls_back_to_nvidia_smi(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     exe, _ = fake_nvidia_smi(tmp_path, ONE_GPU)
     cfg = no_nvml(
-        tmp_path, fallback_to_nvidia_smi=True, nvidia_smi_path=exe, nvidia_smi_timeout_secs=2.5
+        tmp_path,
+        fallback_to_nvidia_smi=True,
+        nvidia_smi_path=exe,
+        nvidia_smi_timeout_secs=2.5,
+        nvidia_smi_xml_interval_secs=120.0,
     )
     source, records = open_logged(cfg, caplog)
     assert isinstance(source, SmiSource)
-    assert (source.executable, source.timeout) == (exe, 2.5)
+    assert (source.executable, source.timeout, source.xml_interval) == (exe, 2.5, 120.0)
     assert [r.levelno for r in records] == [logging.WARNING]
     assert records[0].getMessage().endswith(f"reading GPUs through {exe}")
 
