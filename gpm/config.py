@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -36,6 +37,8 @@ class ServiceConfig:
     poll_interval_secs: float = 2.0
     data_dir: Path = field(default_factory=default_data_dir)
     log_level: str = "info"
+    host_name: str = ""  # this machine's name in the fleet; empty: its hostname
+    url: str = ""  # where people reach this GPM's dashboard; empty: http://<host_name>:<api.port>
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +142,16 @@ class Config:
     @property
     def database_path(self) -> Path:
         return self.service.data_dir / "gpm.db"
+
+    @property
+    def host_name(self) -> str:
+        """The name this GPM gives its machine on /metrics, OTLP and the API."""
+        return self.service.host_name or socket.gethostname()
+
+    @property
+    def url(self) -> str:
+        """This GPM's dashboard, as the fleet page links to it."""
+        return self.service.url or f"http://{self.host_name}:{self.api.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +269,7 @@ _URLS = (
     ("ollama.api_url", False),
     ("telemetry.otlp_endpoint", False),
     ("alerts.webhook_url", True),
+    ("service.url", True),
 )
 
 

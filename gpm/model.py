@@ -197,6 +197,17 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class HostInfo:
+    """This machine as the fleet sees it: its name, GPM's and the driver's versions."""
+
+    host: str
+    version: str
+    driver_version: str | None = None
+    cuda_version: str | None = None  # "12.4"
+    url: str | None = None  # its GPM dashboard
+
+
+@dataclass(frozen=True, slots=True)
 class GpuEvent:
     """Something the driver reported about a GPU: an Xid error (``kind`` "xid", ``code`` its
     number; what it means is in gpm.gpu.xid)."""

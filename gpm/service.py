@@ -15,11 +15,13 @@ import inspect
 import logging
 import socket
 import time
+import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import uvicorn
 
+from gpm import __version__
 from gpm.alerts.engine import AlertEngine, gpu_label
 from gpm.api.app import ApiContext, create_app
 from gpm.api.stream import Broadcaster
@@ -31,11 +33,12 @@ from gpm.energy.placement import SessionPlacement, local_port
 from gpm.energy.waste import WasteWatch
 from gpm.errors import UserError
 from gpm.gpu import open_gpu_source
-from gpm.gpu.base import EnergyReader, GpuSource
+from gpm.gpu.base import DriverInfo, EnergyReader, GpuSource
 from gpm.health import HealthWatch
 from gpm.model import (
     Alert,
     GpuEvent,
+    HostInfo,
     LlmSession,
     LoadedModel,
     ModelEvent,
@@ -101,6 +104,10 @@ class Service:
             cfg.gpu, demo=self.demo, logger=logging.getLogger("gpm.gpu")
         )
         self.tracker = ProcessTracker(rules=cfg.classifier.rules, clock=self.clock)
+        driver, cuda = (
+            self.source.driver_versions() if isinstance(self.source, DriverInfo) else (None, None)
+        )
+        self.state.host = HostInfo(cfg.host_name, __version__, driver, cuda, cfg.url)
         reader = self.source if isinstance(self.source, EnergyReader) else None
         self.placement = SessionPlacement(local_port(cfg.ollama.backend_url))
         self.energy = EnergyMeter(reader, self.placement, clock=self.clock)
@@ -227,6 +234,8 @@ class Service:
             self.state,
             endpoint=t.otlp_endpoint,
             interval=t.otlp_export_interval_secs,
+            host_name=self.config.host_name,
+            instance_id=instance_id(self.config),
             logger=logging.getLogger("gpm.otlp"),
         )
         exporter.start()
@@ -465,6 +474,11 @@ class Service:
         self.state.backend_version = version
         if events:
             self.writer.add_model_events(events)
+
+
+def instance_id(cfg: Config) -> str:
+    """A stable id for this GPM (its host and data directory): OTLP's service.instance.id."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"gpm://{cfg.host_name}{cfg.service.data_dir}"))
 
 
 def serve_api(app: Any, socks: list[socket.socket]) -> _ApiServer:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from gpm.energy.meter import EnergyTotals
 from gpm.energy.waste import IdleWaste
-from gpm.model import Alert, LoadedModel, Snapshot
+from gpm.model import Alert, HostInfo, LoadedModel, Snapshot
 
 
 @dataclass(slots=True)
@@ -31,6 +31,7 @@ class Health:
 @dataclass(slots=True)
 class LiveState:
     snapshot: Snapshot | None = None
+    host: HostInfo | None = None  # set once the GPU source is open
     models: tuple[LoadedModel, ...] = ()
     backend_up: bool | None = None  # None: not polled (proxy off)
     backend_version: str | None = None

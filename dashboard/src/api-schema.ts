@@ -848,16 +848,29 @@ export interface components {
         };
         /** Info */
         Info: {
+            /**
+             * Cuda Version
+             * @description the CUDA version the driver supports
+             */
+            cuda_version: string | null;
             data_range: components["schemas"]["DataRange"];
             /** Database Path */
             database_path: string;
+            /**
+             * Driver Version
+             * @description the NVIDIA driver's; null in gpm-server
+             */
+            driver_version: string | null;
             /** Gpu Count */
             gpu_count: number;
             /** Gpu Source */
             gpu_source: string;
             /** Gpus */
             gpus: components["schemas"]["GpuRef"][];
-            /** Hostname */
+            /**
+             * Hostname
+             * @description service.host_name, else the machine's hostname
+             */
             hostname: string;
             /** Message */
             message: string | null;
@@ -867,6 +880,11 @@ export interface components {
             /** Simulated */
             simulated: boolean;
             thresholds: components["schemas"]["Thresholds"];
+            /**
+             * Url
+             * @description this GPM's dashboard, as the fleet page links to it
+             */
+            url: string;
             /** Version */
             version: string;
         };

@@ -55,7 +55,10 @@ class Thresholds(_Model):
 
 class Info(_Model):
     version: str
-    hostname: str
+    hostname: str = Field(description="service.host_name, else the machine's hostname")
+    driver_version: str | None = Field(description="the NVIDIA driver's; null in gpm-server")
+    cuda_version: str | None = Field(description="the CUDA version the driver supports")
+    url: str = Field(description="this GPM's dashboard, as the fleet page links to it")
     simulated: bool
     gpu_source: str
     gpu_count: int

@@ -25,6 +25,13 @@ class GpuSource(Protocol):
 
 
 @runtime_checkable
+class DriverInfo(Protocol):
+    """A source that knows the driver's version and the CUDA version it supports."""
+
+    def driver_versions(self) -> tuple[str | None, str | None]: ...
+
+
+@runtime_checkable
 class EnergyReader(Protocol):
     """A source that can read every GPU's energy between polls, cheaply (blocks, like poll)."""
 

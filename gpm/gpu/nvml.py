@@ -287,6 +287,17 @@ class NvmlSource:
             poll_seconds=time.perf_counter() - started,
         )
 
+    def driver_versions(self) -> tuple[str | None, str | None]:
+        """The driver's version ("550.54.15") and the CUDA version it supports ("12.4")."""
+        with self._lock:
+            driver = cuda = None
+            with contextlib.suppress(nv.NVMLError):
+                driver = _text(nv.nvmlSystemGetDriverVersion())
+            with contextlib.suppress(nv.NVMLError):
+                code = nv.nvmlSystemGetCudaDriverVersion_v2()
+                cuda = f"{code // 1000}.{code % 1000 // 10}"
+            return driver, cuda
+
     def read_energy(self, now: float) -> list[EnergyRead]:
         """Each readable GPU's energy counter (or, without one, its power): the energy ledger's
         read at an LLM session's edge, one or two cheap calls per GPU."""

@@ -201,6 +201,7 @@ class OtlpExporter:
         endpoint: str,
         interval: float = 15.0,
         host_name: str | None = None,
+        instance_id: str | None = None,
         logger: logging.Logger | None = None,
         model_label_limit: int = 50,
         stop_timeout: float = 3.0,
@@ -211,6 +212,7 @@ class OtlpExporter:
         self.endpoint = endpoint
         self.interval = interval
         self.host_name = host_name or socket.gethostname()
+        self.instance_id = instance_id or self.host_name
         self.log = logger or logging.getLogger(__name__)
         self.stop_timeout = stop_timeout
         self._model_label = ModelLabels(model_label_limit)
@@ -241,7 +243,12 @@ class OtlpExporter:
             export_interval_millis=self.interval * 1000,
         )
         resource = Resource.create(
-            {"service.name": "gpm", "service.version": __version__, "host.name": self.host_name}
+            {
+                "service.name": "gpm",
+                "service.version": __version__,
+                "service.instance.id": self.instance_id,
+                "host.name": self.host_name,
+            }
         )
         logging.getLogger(_SDK_EXPORTER_LOGGER).addFilter(self._filter)
         self._provider = MeterProvider(

@@ -243,6 +243,17 @@ class StateCollector(Collector):
                 "1 when the LLM backend answered its last poll.",
                 value=1.0 if state.backend_up else 0.0,
             )
+        if state.host is not None:
+            h = state.host
+            info = GaugeMetricFamily(
+                "gpm_host_info",
+                "Constant 1, labelled with the machine's name (service.host_name), its GPM's "
+                "dashboard, and GPM's and the driver's versions.",
+                labels=("host", "version", "driver_version", "cuda_version", "url"),
+            )
+            versions = [h.driver_version or "", h.cuda_version or "", h.url or ""]
+            info.add_metric([h.host, h.version, *versions], 1.0)
+            yield info
         yield from _energy_families(state)
         yield from _health_families(state)
 

@@ -130,6 +130,8 @@ struct nvmlDevice_st {
 
 static struct scenario {
     nvmlReturn_t init_result;
+    char driver[NAME_LEN]; /* "" : nvmlSystemGetDriverVersion is NOT_SUPPORTED */
+    unsigned long long cuda; /* 0 : nvmlSystemGetCudaDriverVersion_v2 is NOT_SUPPORTED */
     unsigned int count;
     struct gpu gpus[MAX_GPUS];
 } current;
@@ -336,6 +338,11 @@ static int parse_scenario(const char *path, struct scenario *s) {
             bad = rest ? parse_gpu_line(s, rest) : -1;
         } else if (strcmp(word, "init") == 0) {
             bad = rest ? parse_error(strtok(rest, " \t"), &s->init_result) : -1;
+        } else if (strcmp(word, "driver") == 0 && rest) {
+            snprintf(s->driver, NAME_LEN, "%s", strtok(rest, " \t"));
+            bad = 0;
+        } else if (strcmp(word, "cuda") == 0) {
+            bad = parse_u64(rest ? strtok(rest, " \t") : NULL, &s->cuda);
         } else {
             bad = -1;
         }
@@ -1103,5 +1110,32 @@ nvmlReturn_t nvmlDeviceGetGpuInstanceId(nvmlDevice_t device, unsigned int *id) {
 #ifndef OMIT_nvmlDeviceGetComputeInstanceId
 nvmlReturn_t nvmlDeviceGetComputeInstanceId(nvmlDevice_t device, unsigned int *id) {
     return instance_id(device, "nvmlDeviceGetComputeInstanceId", 1, id);
+}
+#endif
+
+/* ---- system: the driver's and CUDA's versions, from the scenario's driver and cuda lines ---- */
+
+#ifndef OMIT_nvmlSystemGetDriverVersion
+nvmlReturn_t nvmlSystemGetDriverVersion(char *version, unsigned int length) {
+    if (!version) return NVML_ERROR_INVALID_ARGUMENT;
+    pthread_mutex_lock(&lock);
+    count_call("nvmlSystemGetDriverVersion");
+    if (!initialised) return done(NVML_ERROR_UNINITIALIZED);
+    refresh();
+    if (!current.driver[0]) return done(NVML_ERROR_NOT_SUPPORTED);
+    return done(copy_text(current.driver, version, length));
+}
+#endif
+
+#ifndef OMIT_nvmlSystemGetCudaDriverVersion_v2
+nvmlReturn_t nvmlSystemGetCudaDriverVersion_v2(int *version) {
+    if (!version) return NVML_ERROR_INVALID_ARGUMENT;
+    pthread_mutex_lock(&lock);
+    count_call("nvmlSystemGetCudaDriverVersion_v2");
+    if (!initialised) return done(NVML_ERROR_UNINITIALIZED);
+    refresh();
+    if (!current.cuda) return done(NVML_ERROR_NOT_SUPPORTED);
+    *version = (int)current.cuda;
+    return done(NVML_SUCCESS);
 }
 #endif

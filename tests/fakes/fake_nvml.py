@@ -32,6 +32,8 @@ size or modification time), so write it atomically (``Scenario.write`` does: tem
 rename, with a strictly increasing mtime)::
 
     init <ERROR>                    nvmlInit fails with NVML_ERROR_<ERROR>, e.g. DRIVER_NOT_LOADED
+    driver <version>                what nvmlSystemGetDriverVersion says, e.g. 550.54.15
+    cuda <number>                   nvmlSystemGetCudaDriverVersion_v2, e.g. 12040 (CUDA 12.4)
     gpu <i>                         declares GPU i (the device count is the highest index + 1)
     gpu <i> name <text>             default "Fake GPU <i>"
     gpu <i> uuid <text>             default "GPU-fake-000<i>"
@@ -325,6 +327,7 @@ class Scenario:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._init: str | None = None
+        self._versions: dict[str, str] = {}
         self._gpus: dict[int, dict[str, int | str]] = {}
         self._state: dict[int, str] = {}
         self._fails: dict[int, dict[str, str]] = {}
@@ -408,6 +411,11 @@ class Scenario:
         self._fails.get(index, {}).pop(field, None)
         return self
 
+    def set_driver(self, driver: str, cuda: int) -> Scenario:
+        """The driver and CUDA versions NVML reports (``cuda`` as NVML encodes it: 12040)."""
+        self._versions = {"driver": driver, "cuda": str(cuda)}
+        return self
+
     def init_error(self, error: str | None) -> Scenario:
         """Make nvmlInit fail with ``error`` (None: succeed)."""
         self._init = None if error is None else _check(error, ERRORS, "error")
@@ -415,6 +423,7 @@ class Scenario:
 
     def render(self) -> str:
         lines = [] if self._init is None else [f"init {self._init}"]
+        lines += [f"{key} {value}" for key, value in self._versions.items()]
         for i in sorted(self._gpus):
             lines.append(f"gpu {i}")
             lines += [f"gpu {i} {key} {value}" for key, value in self._gpus[i].items()]

@@ -106,6 +106,7 @@ def test_exports_gpu_and_genai_metrics(receiver: tuple[int, Collector]) -> None:
     assert resource["service.name"] == "gpm"
     assert resource["service.version"] == __version__
     assert resource["host.name"] == "test-host"
+    assert resource["service.instance.id"] == "test-host"  # the service passes a stable uuid
     assert {name: metrics[name].unit for name in EXPECTED} == EXPECTED
 
     gpu0 = {"hw.id": UUID0, "hw.type": "gpu", "hw.vendor": "nvidia"}

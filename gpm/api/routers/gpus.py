@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 from fastapi import APIRouter
@@ -25,9 +24,13 @@ def info(ctx: Ctx) -> dict[str, Any]:
     snap = current_snapshot(ctx)
     gpus = [{"gpu_id": g.gpu_id, "uuid": g.uuid, "name": g.name} for g in snap.gpus] if snap else []
     held = ctx.queries.data_range()
+    host = ctx.state.host if ctx.state else None
     return {
         "version": __version__,
-        "hostname": socket.gethostname(),
+        "hostname": cfg.host_name,
+        "driver_version": host.driver_version if host else None,
+        "cuda_version": host.cuda_version if host else None,
+        "url": cfg.url,
         "simulated": ctx.simulated or bool(snap and any(g.simulated for g in snap.gpus)),
         "gpu_source": snap.source if snap else "none",
         "gpu_count": len(gpus),
