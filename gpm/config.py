@@ -114,6 +114,16 @@ class EnergyConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class FleetConfig:
+    prometheus_url: str = ""  # empty: no fleet view
+    bearer_token: str = ""
+    username: str = ""  # basic auth, with password
+    password: str = ""
+    cache_secs: float = 5.0
+    timeout_secs: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
 class ClassifierRule:
     """A user rule: a regular expression on a process field mapped to a workload."""
 
@@ -137,6 +147,7 @@ class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     energy: EnergyConfig = field(default_factory=EnergyConfig)
+    fleet: FleetConfig = field(default_factory=FleetConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
 
     @property
@@ -172,6 +183,7 @@ _SECTION_TYPES = {
     "api": ApiConfig,
     "alerts": AlertsConfig,
     "energy": EnergyConfig,
+    "fleet": FleetConfig,
     "classifier": ClassifierConfig,
 }
 
@@ -262,6 +274,8 @@ _RANGES: tuple[tuple[str, float, float, str], ...] = (
     ("energy.price_per_kwh", 0, 1000, "must be between 0 and 1000 (per kWh)"),
     ("energy.grams_co2_per_kwh", 0, 5000, "must be between 0 and 5000 (grams per kWh)"),
     ("energy.idle_minutes", 0.1, 10080, "must be between 0.1 and 10080 minutes"),
+    ("fleet.cache_secs", 0.5, 3600, "must be between 0.5 and 3600 seconds"),
+    ("fleet.timeout_secs", 0.5, 120, "must be between 0.5 and 120 seconds"),
 )
 # URL keys, and whether an empty string (off) is allowed.
 _URLS = (
@@ -270,6 +284,7 @@ _URLS = (
     ("telemetry.otlp_endpoint", False),
     ("alerts.webhook_url", True),
     ("service.url", True),
+    ("fleet.prometheus_url", True),
 )
 
 
@@ -491,9 +506,12 @@ def describe(loaded: LoadedConfig) -> list[tuple[str, str, str]]:
                     + "]"
                 )
             else:
-                shown = _toml_value(value, secret=f.name == "token")
+                shown = _toml_value(value, secret=f.name in _SECRETS)
             rows.append((key, shown, loaded.sources.get(key, DEFAULT)))
     return rows
+
+
+_SECRETS = frozenset({"token", "bearer_token", "password"})  # masked by ``gpm config``
 
 
 def _toml_value(value: object, secret: bool = False) -> str:

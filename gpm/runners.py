@@ -14,6 +14,7 @@ from typing import Any
 from gpm.api.app import ApiContext, create_app
 from gpm.api.stream import Broadcaster
 from gpm.config import LoadedConfig
+from gpm.fleet.view import fleet_cache
 from gpm.lock import AlreadyRunning, DataDirLock
 from gpm.net import bind_sockets
 from gpm.service import SHUTDOWN_TIMEOUT, Service, StartupError, serve_api
@@ -79,7 +80,8 @@ def run_server(loaded: LoadedConfig) -> int:
         hub = Broadcaster()
         a = cfg.api
         socks = bind_sockets(a.host, [a.port, a.dashboard_port], "API")
-        server = serve_api(create_app(ApiContext(config=cfg, queries=queries, hub=hub)), socks)
+        ctx = ApiContext(config=cfg, queries=queries, hub=hub, fleet=fleet_cache(cfg))
+        server = serve_api(create_app(ctx), socks)
         task = asyncio.create_task(server.serve(sockets=socks))
         log.info(
             "gpm-server: dashboard at http://%s:%d/ reading %s", a.host, a.port, cfg.database_path

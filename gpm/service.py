@@ -32,6 +32,7 @@ from gpm.energy.meter import EnergyMeter
 from gpm.energy.placement import SessionPlacement, local_port
 from gpm.energy.waste import WasteWatch
 from gpm.errors import UserError
+from gpm.fleet.view import fleet_cache
 from gpm.gpu import open_gpu_source
 from gpm.gpu.base import DriverInfo, EnergyReader, GpuSource
 from gpm.health import HealthWatch
@@ -301,6 +302,7 @@ class Service:
             state=self.state,
             simulated=self.source.name == "simulated",
             clock=self.clock,
+            fleet=fleet_cache(self.config),
         )
         server = serve_api(create_app(ctx), socks)
         self._tasks.append(asyncio.create_task(server.serve(sockets=socks), name="api"))

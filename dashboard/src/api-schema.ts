@@ -73,6 +73,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/fleet": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Fleet */
+        get: operations["fleet_api_fleet_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/gpu-events": {
         parameters: {
             query?: never;
@@ -422,6 +439,140 @@ export interface components {
         Error: {
             /** Detail */
             detail: string;
+        };
+        /** Fleet */
+        Fleet: {
+            /** Age Seconds */
+            age_seconds: number | null;
+            /** Configured */
+            configured: boolean;
+            /** Currency */
+            currency?: string | null;
+            /**
+             * Error
+             * @description why the newest query failed; the hosts are older
+             */
+            error: string | null;
+            /**
+             * Fetched At
+             * @description when Prometheus last answered
+             */
+            fetched_at: string | null;
+            /** Hosts */
+            hosts: components["schemas"]["FleetHost"][];
+            /** Prometheus Url */
+            prometheus_url: string | null;
+        };
+        /** FleetGpu */
+        FleetGpu: {
+            /** Gpu Id */
+            gpu_id: number;
+            /** Health */
+            health: ("ok" | "degraded" | "failed") | null;
+            /**
+             * Hot
+             * @description at or above alerts.temp_threshold_celsius
+             */
+            hot: boolean | null;
+            /**
+             * Idle
+             * @description utilization at or below 5 %
+             */
+            idle: boolean | null;
+            /**
+             * Idle Memory Held
+             * @description idle while a process holds memory
+             */
+            idle_memory_held: boolean | null;
+            /** Memory Total Bytes */
+            memory_total_bytes: number | null;
+            /** Memory Used Bytes */
+            memory_used_bytes: number | null;
+            /** Name */
+            name: string | null;
+            /** Power Limit Watts */
+            power_limit_watts: number | null;
+            /** Power Watts */
+            power_watts: number | null;
+            /** Processes */
+            processes: number | null;
+            /** Temperature Celsius */
+            temperature_celsius: number | null;
+            /** Throttle Reasons */
+            throttle_reasons: string[];
+            /**
+             * Throttled
+             * @description a thermal or power slowdown is active
+             */
+            throttled: boolean;
+            /** Utilization Percent */
+            utilization_percent: number | null;
+            /** Uuid */
+            uuid: string | null;
+        };
+        /** FleetHost */
+        FleetHost: {
+            /** Cost 24H */
+            cost_24h: number | null;
+            /** Cuda Version */
+            cuda_version: string | null;
+            /** Driver Version */
+            driver_version: string | null;
+            /** Energy Joules 24H */
+            energy_joules_24h: number | null;
+            /** Gpus */
+            gpus: components["schemas"]["FleetGpu"][];
+            /**
+             * Host
+             * @description its service.host_name
+             */
+            host: string;
+            /**
+             * Instance
+             * @description Prometheus' instance label: the host's /metrics address
+             */
+            instance: string;
+            /**
+             * Last Seen
+             * @description its last successful GPU poll
+             */
+            last_seen: string | null;
+            /**
+             * Models
+             * @description resident models and their LLM figures
+             */
+            models: components["schemas"]["FleetModel"][];
+            /** Power Watts */
+            power_watts: number | null;
+            /**
+             * Up
+             * @description Prometheus' last scrape of it worked
+             */
+            up: boolean;
+            /**
+             * Url
+             * @description its own GPM dashboard
+             */
+            url: string | null;
+            /** Version */
+            version: string | null;
+        };
+        /** FleetModel */
+        FleetModel: {
+            /** Model */
+            model: string;
+            /**
+             * Tokens Per Second P50
+             * @description over the last 5 minutes
+             */
+            tokens_per_second_p50: number | null;
+            /**
+             * Ttft Ms P50
+             * @description over the last 5 minutes
+             */
+            ttft_ms_p50: number | null;
+            /** Vram Bytes */
+            vram_bytes: number | null;
         };
         /** GpuEnergy */
         GpuEnergy: {
@@ -1549,6 +1700,35 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the history database cannot be read right now */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    fleet_api_fleet_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Fleet"];
                 };
             };
             /** @description the history database cannot be read right now */

@@ -18,7 +18,7 @@ from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 from gpm import __version__
 from gpm.api.deps import ApiContext, describe_invalid, errors
 from gpm.api.http import HeadAsGet, add_security, mount_dashboard
-from gpm.api.routers import alerts, energy, export, gpus, history, llm
+from gpm.api.routers import alerts, energy, export, fleet, gpus, history, llm
 from gpm.net import is_loopback
 from gpm.storage.db import DatabaseError
 
@@ -58,7 +58,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         log.warning("database read failed: %s", exc)
         return JSONResponse({"detail": f"database unavailable: {exc}"}, status_code=503)
 
-    routers = (gpus, history, llm, energy, alerts, export)
+    routers = (gpus, history, llm, energy, fleet, alerts, export)
     for router in (r.router for r in routers):
         app.include_router(router)
     mount_dashboard(app, ctx.static_dir)

@@ -17,6 +17,7 @@ from fastapi import Depends, HTTPException, Query, Request
 from gpm.api import schemas
 from gpm.api.stream import Broadcaster
 from gpm.config import Config
+from gpm.fleet.view import FleetCache
 from gpm.model import Snapshot
 from gpm.state import LiveState
 from gpm.storage.pages import Cursor, CursorError
@@ -41,6 +42,7 @@ class ApiContext:
     simulated: bool = False
     static_dir: Path = STATIC_DIR
     clock: Callable[[], float] = time.time
+    fleet: FleetCache | None = None  # with fleet.prometheus_url set
 
 
 def _context(request: Request) -> ApiContext:

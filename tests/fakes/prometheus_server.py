@@ -1,8 +1,8 @@
 """A real Prometheus server for tests: started on a free port, scraping given targets.
 
 Not a fake: this runs Debian's ``prometheus`` binary (tests that need it are marked
-``needs_prometheus`` and skip without it). ``run_prometheus(workdir, "host:port")`` scrapes GPM's
-exporter every second and yields the server's base URL; ``value_of(base, promql)`` waits for a
+``needs_prometheus`` and skip without it). ``run_prometheus(workdir, "host:port", ...)`` scrapes
+GPM exporters every second and yields the server's base URL; ``value_of(base, promql)`` waits for a
 scrape and returns the one sample's value, ``query`` returns the raw result.
 """
 
@@ -28,15 +28,16 @@ needs_prometheus = pytest.mark.skipif(
 
 
 @contextlib.contextmanager
-def run_prometheus(workdir: Path, target: str) -> Iterator[str]:
-    """Prometheus scraping ``target`` (host:port) every second; yields its base URL."""
+def run_prometheus(workdir: Path, *targets: str, port: int | None = None) -> Iterator[str]:
+    """Prometheus scraping ``targets`` (host:port) every second; yields its base URL."""
     assert PROMETHEUS is not None
+    listed = ", ".join(f"'{t}'" for t in targets)
     (workdir / "prometheus.yml").write_text(
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
         "scrape_configs:\n  - job_name: gpm\n    static_configs:\n"
-        f"      - targets: ['{target}']\n"
+        f"      - targets: [{listed}]\n"
     )
-    port = free_port()
+    port = port or free_port()
     argv = [
         PROMETHEUS,
         f"--config.file={workdir / 'prometheus.yml'}",
