@@ -9,6 +9,7 @@ from gpm.model import (
     Classification,
     GpuProcess,
     GpuSample,
+    HostInfo,
     LlmSession,
     LoadedModel,
     Outcome,
@@ -62,6 +63,7 @@ def sample_gpu(gpu_id: int, processes: int = 2) -> GpuSample:
         ecc_errors_corrected=3,
         ecc_errors_uncorrected=0,
         processes=procs,
+        health="ok",
     )
 
 
@@ -87,6 +89,7 @@ def live_state(gpus: int = 2, processes: int = 2, models: int = 2) -> LiveState:
         backend_up=True,
         backend_version="0.12.0",
         health=health,
+        host=HostInfo("gpu-box", "0.2.0", "550.54.15", "12.4", "http://gpu-box:8010"),
         energy=EnergyTotals(
             by_gpu={0: 5000.0, 1: 900.0},
             idle_by_gpu={0: 1000.0, 1: 900.0},
