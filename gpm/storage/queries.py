@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from itertools import pairwise
 from typing import Any
 
 from gpm.model import (
@@ -33,7 +34,7 @@ from gpm.storage.pages import Cursor, Page, newest_first
 from gpm.storage.reader import Dict, arrow_to_dicts
 from gpm.storage.results import LlmStats
 from gpm.storage.series import SeriesQueries
-from gpm.storage.summaries import DAY, WEEK, summary_from_row, week_day
+from gpm.storage.summaries import DAY, MAX_SAMPLE_SECONDS, WEEK, summary_from_row, week_day
 
 _NON_GENERATION = ("load", "unload")
 
@@ -204,6 +205,23 @@ class Queries(SeriesQueries, EnergyQueries):
         rows = arrow_to_dicts(archived, table)
         return int(n) + sum(1 for r in rows if all(r[c] == v for c, v in equals.items()))
 
+    def _generation_rows(self, start: float, end: float, cols: tuple[str, ...]) -> list[Dict]:
+        """Sessions started in [start, end) that generated (load/unload calls left out), with at
+        least ``cols``, SQLite and archives together."""
+        rows = [
+            dict(r)
+            for r in self._conn().execute(
+                f"SELECT {', '.join(cols)} FROM llm_sessions WHERE started_at >= ? AND "
+                "started_at < ? AND kind NOT IN (?, ?)",
+                (start, end, *_NON_GENERATION),
+            )
+        ]
+        return rows + [
+            r
+            for r in self._archived_dicts("llm_sessions", start, end)
+            if r["kind"] not in _NON_GENERATION
+        ]
+
     def llm_stats(self, start: float, end: float) -> LlmStats:
         """Totals and per-model percentiles and histograms (``/api/llm-stats`` less ``hours``)."""
         cols = (
@@ -216,20 +234,52 @@ class Queries(SeriesQueries, EnergyQueries):
             "outcome",
             "kind",
         )
-        rows = [
-            dict(r)
-            for r in self._conn().execute(
-                f"SELECT {', '.join(cols)} FROM llm_sessions WHERE started_at >= ? AND "
-                "started_at < ? AND kind NOT IN (?, ?)",
-                (start, end, *_NON_GENERATION),
-            )
-        ]
-        rows += [
-            r
-            for r in self._archived_dicts("llm_sessions", start, end)
-            if r["kind"] not in _NON_GENERATION
-        ]
-        return stats.summarize(rows)
+        return stats.summarize(self._generation_rows(start, end, cols))
+
+    def completion_tokens(self, start: float, end: float) -> dict[str, int | None]:
+        """Completion tokens per model over [start, end); None for a model none of whose
+        sessions reported a count (an unknown is not 0)."""
+        out: dict[str, int | None] = {}
+        for r in self._generation_rows(start, end, ("model", "completion_tokens")):
+            model, tokens = r["model"] or "(unknown)", r["completion_tokens"]
+            known = out.get(model)
+            out[model] = known if tokens is None else (known or 0) + tokens
+        return out
+
+    def observed_seconds(self, start: float, end: float) -> dict[int, float]:
+        """Seconds each GPU was read in [start, end), by the rule of the weekly summaries' active
+        hours: each sample stands for the time to the next one, at most MAX_SAMPLE_SECONDS (the
+        last one a full MAX_SAMPLE_SECONDS when the GPU has a later sample), so observed minus
+        active is the time read idle, and time GPM did not run is neither."""
+        cap = MAX_SAMPLE_SECONDS
+        stamps: dict[int, list[float]] = {}
+        for gpu_id, ts in self._conn().execute(
+            "SELECT gpu_id, ts FROM gpu_metrics WHERE ts >= ? AND ts < ?", (start, end + cap)
+        ):
+            stamps.setdefault(int(gpu_id), []).append(float(ts))
+        part = self._archived_part(start, end + cap)
+        if part is not None and self.archive_dir is not None:
+            tbl = arch.read_archive(self.archive_dir, "gpu_metrics", *part, ["gpu_id", "ts"])
+            ids = tbl.column("gpu_id").to_pylist()
+            for gpu_id, when in zip(ids, arch.epoch_seconds(tbl.column("ts")), strict=True):
+                if when is not None:
+                    stamps.setdefault(int(gpu_id), []).append(when)
+        out: dict[int, float] = {}
+        for gpu_id, times in stamps.items():
+            times.sort()
+            if times[0] >= end:
+                continue
+            seconds = sum(min(b - a, cap) for a, b in pairwise(times) if a < end)
+            if times[-1] < end and self._has_sample(gpu_id, end + cap):
+                seconds += cap
+            out[gpu_id] = seconds
+        return dict(sorted(out.items()))
+
+    def _has_sample(self, gpu_id: int, since: float) -> bool:
+        """Whether SQLite (which holds the newest rows) has a sample of the GPU at ``since`` or
+        later."""
+        sql = "SELECT 1 FROM gpu_metrics WHERE gpu_id = ? AND ts >= ? LIMIT 1"
+        return self._conn().execute(sql, (gpu_id, since)).fetchone() is not None
 
     def process_events(
         self,
