@@ -81,6 +81,18 @@ def _build_parser() -> argparse.ArgumentParser:
         help="file (or, for parquet with --table all, a directory); default stdout",
     )
 
+    report = sub.add_parser(
+        "report", parents=[common], help="a report of one week: GPU hours, energy, models"
+    )
+    report.add_argument(
+        "--week",
+        type=_week,
+        metavar="YYYY-Www",
+        help="ISO week in UTC, e.g. 2026-W48 (default: the last complete week)",
+    )
+    report.add_argument("--format", choices=("md", "html"), default="md")
+    report.add_argument("--output", metavar="FILE", help="write to FILE (default stdout)")
+
     sub.add_parser("archive", parents=[common], help="run retention and Parquet archival now")
     sub.add_parser(
         "config", parents=[common], help="the effective config and where each value came from"
@@ -95,6 +107,16 @@ def _build_parser() -> argparse.ArgumentParser:
         "--no-enable", action="store_true", help="write the units but do not enable or start them"
     )
     return parser
+
+
+def _week(text: str) -> int:
+    """``--week``: argparse turns the error into a usage error (exit code 2)."""
+    from gpm.report import parse_week
+
+    try:
+        return parse_week(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _setup_logging(level: str) -> None:
@@ -121,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "status": _cmd_status,
         "sessions": _cmd_sessions,
         "export": _cmd_export,
+        "report": _cmd_report,
         "archive": _cmd_archive,
         "config": _cmd_config,
         "service": _cmd_service,
@@ -365,6 +388,33 @@ def _cmd_export(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     export(queries, table=args.table, start=start, end=end, fmt=args.format, out=sys.stdout.buffer)
     sys.stdout.flush()
+    return EXIT_OK
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from gpm.energy.cost import Prices
+    from gpm.report import build_report, last_complete_week
+    from gpm.report.html import render_html
+    from gpm.report.markdown import render_markdown
+
+    loaded = _load(args)
+    now = time.time()
+    e = loaded.config.energy
+    report = build_report(
+        _open_queries(loaded),
+        Prices(e.price_per_kwh, e.currency, e.grams_co2_per_kwh),
+        last_complete_week(now) if args.week is None else args.week,
+        now=now,
+    )
+    text = render_html(report) if args.format == "html" else render_markdown(report)
+    if not args.output:
+        sys.stdout.write(text)
+        return EXIT_OK
+    try:
+        Path(args.output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    print(f"wrote the {report.week} report to {args.output}", file=sys.stderr)
     return EXIT_OK
 
 
