@@ -12,8 +12,8 @@ Run from the repository root: ``.venv/bin/python bench/fleet.py [--hosts 30] [--
 from __future__ import annotations
 
 import argparse
-import contextlib
 import asyncio
+import contextlib
 import json
 import shutil
 import statistics
