@@ -130,6 +130,7 @@ def main() -> None:
             time.sleep(args.seconds)
             samples = (own_metric(base, appended) - first) / (time.monotonic() - at)
             series = own_metric(base, "prometheus_tsdb_head_series")
+            rss_mib = own_metric(base, "process_resident_memory_bytes") / 2**20
             per_host = query(base, 'avg(scrape_samples_scraped{job="gpm"})')
             scrape_ms = 1000 * query(base, 'avg(scrape_duration_seconds{job="gpm"})')
             cold = asyncio.run(fleet_latency(base, 40, ttl=0.0))
@@ -141,7 +142,8 @@ def main() -> None:
         server.shutdown()
     print(f"{args.hosts} hosts x {GPUS} GPUs, 3 models each, scraped every 5 s:")
     print(f"  series per host {per_host:.0f}, head series {series:.0f}, "
-          f"samples appended {samples:.0f}/s, scrape {scrape_ms:.1f} ms per host")  # fmt: skip
+          f"samples appended {samples:.0f}/s, scrape {scrape_ms:.1f} ms per host, "
+          f"Prometheus RSS {rss_mib:.0f} MiB")  # fmt: skip
     print(f"  fleet view cold: p50 {pct(cold, 50):.1f} ms, p99 {pct(cold, 99):.1f} ms; "
           f"warm: p50 {pct(warm, 50):.3f} ms, p99 {pct(warm, 99):.3f} ms")  # fmt: skip
 
