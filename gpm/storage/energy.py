@@ -12,8 +12,7 @@ from gpm.stats import percentile
 from gpm.storage.reader import Dict, Reader
 from gpm.storage.results import EnergyHistory, GpuEnergy, HourEnergy, ModelEnergy
 
-_NON_GENERATION = ("load", "unload")
-_SESSION_COLUMNS = ("model", "completion_tokens", "energy_joules", "tokens_per_second", "kind")
+_SESSION_COLUMNS = ("model", "completion_tokens", "energy_joules", "tokens_per_second")
 
 
 class EnergyQueries(Reader):
@@ -25,18 +24,7 @@ class EnergyQueries(Reader):
                 (start, end),
             )
         ] + self._archived_dicts("energy", start, end)
-        sessions = [
-            dict(r)
-            for r in self._conn().execute(
-                f"SELECT {', '.join(_SESSION_COLUMNS)} FROM llm_sessions WHERE started_at >= ? "
-                "AND started_at < ? AND kind NOT IN (?, ?)",
-                (start, end, *_NON_GENERATION),
-            )
-        ] + [
-            r
-            for r in self._archived_dicts("llm_sessions", start, end)
-            if r["kind"] not in _NON_GENERATION
-        ]
+        sessions = self.generation_rows(start, end, _SESSION_COLUMNS)
         return EnergyHistory(
             start=start,
             end=end,

@@ -36,8 +36,6 @@ from gpm.storage.results import LlmStats
 from gpm.storage.series import SeriesQueries
 from gpm.storage.summaries import DAY, MAX_SAMPLE_SECONDS, WEEK, summary_from_row, week_day
 
-_NON_GENERATION = ("load", "unload")
-
 
 class Queries(SeriesQueries, EnergyQueries):
     """Read-only history queries; see the module docstring."""
@@ -205,23 +203,6 @@ class Queries(SeriesQueries, EnergyQueries):
         rows = arrow_to_dicts(archived, table)
         return int(n) + sum(1 for r in rows if all(r[c] == v for c, v in equals.items()))
 
-    def _generation_rows(self, start: float, end: float, cols: tuple[str, ...]) -> list[Dict]:
-        """Sessions started in [start, end) that generated (load/unload calls left out), with at
-        least ``cols``, SQLite and archives together."""
-        rows = [
-            dict(r)
-            for r in self._conn().execute(
-                f"SELECT {', '.join(cols)} FROM llm_sessions WHERE started_at >= ? AND "
-                "started_at < ? AND kind NOT IN (?, ?)",
-                (start, end, *_NON_GENERATION),
-            )
-        ]
-        return rows + [
-            r
-            for r in self._archived_dicts("llm_sessions", start, end)
-            if r["kind"] not in _NON_GENERATION
-        ]
-
     def llm_stats(self, start: float, end: float) -> LlmStats:
         """Totals and per-model percentiles and histograms (``/api/llm-stats`` less ``hours``)."""
         cols = (
@@ -234,13 +215,13 @@ class Queries(SeriesQueries, EnergyQueries):
             "outcome",
             "kind",
         )
-        return stats.summarize(self._generation_rows(start, end, cols))
+        return stats.summarize(self.generation_rows(start, end, cols))
 
     def completion_tokens(self, start: float, end: float) -> dict[str, int | None]:
         """Completion tokens per model over [start, end); None for a model none of whose
         sessions reported a count (an unknown is not 0)."""
         out: dict[str, int | None] = {}
-        for r in self._generation_rows(start, end, ("model", "completion_tokens")):
+        for r in self.generation_rows(start, end, ("model", "completion_tokens")):
             model, tokens = r["model"] or "(unknown)", r["completion_tokens"]
             known = out.get(model)
             out[model] = known if tokens is None else (known or 0) + tokens

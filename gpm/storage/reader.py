@@ -17,6 +17,9 @@ from gpm.storage.db import HISTORY_TABLES, open_database
 Dict = dict[str, Any]
 
 
+NON_GENERATION = ("load", "unload")  # session kinds that only move weights
+
+
 class Reader:
     """Connections and the archive boundary, under every query."""
 
@@ -64,6 +67,23 @@ class Reader:
         if part is None or self.archive_dir is None:
             return []
         return arrow_to_dicts(arch.read_archive(self.archive_dir, table, *part), table)
+
+    def generation_rows(self, start: float, end: float, cols: tuple[str, ...]) -> list[Dict]:
+        """Sessions started in [start, end) that generated (load/unload calls left out), with at
+        least ``cols``, SQLite and archives together."""
+        rows = [
+            dict(r)
+            for r in self._conn().execute(
+                f"SELECT {', '.join(cols)} FROM llm_sessions WHERE started_at >= ? AND "
+                "started_at < ? AND kind NOT IN (?, ?)",
+                (start, end, *NON_GENERATION),
+            )
+        ]
+        return rows + [
+            r
+            for r in self._archived_dicts("llm_sessions", start, end)
+            if r["kind"] not in NON_GENERATION
+        ]
 
     def _ids(self) -> list[int]:
         """GPU ids in SQLite: a skip-scan of the (gpu_id, ts) index, one seek per GPU."""
