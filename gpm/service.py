@@ -371,9 +371,9 @@ class Service:
             log.exception("GPU poll failed: %s", exc)
             return
         finished = self.clock()
+        read = time.perf_counter() - started
         health.polls += 1
         health.last_poll_at = finished
-        health.last_poll_seconds = time.perf_counter() - started
         if not snap.gpus or any(g.up for g in snap.gpus):  # read a GPU, or there are none
             health.last_success_at = finished
         for g in snap.gpus:
@@ -392,6 +392,13 @@ class Service:
             + self.alerts.idle_waste(snap, wastes, finished)
         )
         self.hub.publish(snap)
+        health.last_poll_seconds = time.perf_counter() - started
+        gpus = snap.poll_seconds if snap.poll_seconds is not None else read
+        health.phase_seconds = {
+            "gpus": gpus,
+            "classify": max(read - gpus, 0.0),
+            "record": health.last_poll_seconds - read,
+        }
 
     def _handle_alerts(self, transitions: list[Alert]) -> None:
         for alert in transitions:

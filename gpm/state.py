@@ -23,6 +23,9 @@ class Health:
     last_poll_at: float | None = None  # when the last poll finished
     last_success_at: float | None = None  # last poll that read at least one GPU or had none
     last_poll_seconds: float | None = None
+    # The last poll's time by phase: "gpus" (the source's reading), "classify" (processes and
+    # health, in the same worker trip), "record" (energy, storage, alerts, on the event loop).
+    phase_seconds: dict[str, float] = field(default_factory=dict)
     polls: int = 0
     polls_skipped: int = 0  # overran their slot
     errors: Counter[str] = field(default_factory=Counter)  # by kind: "nvml", "storage", ...

@@ -1028,6 +1028,13 @@ export interface components {
             parts: components["schemas"]["Parts"];
             /** Poll Interval Secs */
             poll_interval_secs: number;
+            /**
+             * Poll Phase Seconds
+             * @description the last poll by phase: gpus, classify, record (empty in gpm-server)
+             */
+            poll_phase_seconds: {
+                [key: string]: number;
+            };
             /** Simulated */
             simulated: boolean;
             thresholds: components["schemas"]["Thresholds"];

@@ -67,6 +67,9 @@ class Info(_Model):
     data_range: DataRange
     parts: Parts
     poll_interval_secs: float
+    poll_phase_seconds: dict[str, float] = Field(
+        description="the last poll by phase: gpus, classify, record (empty in gpm-server)"
+    )
     thresholds: Thresholds
     message: str | None
 

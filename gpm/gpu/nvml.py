@@ -13,6 +13,8 @@ import contextlib
 import ctypes
 import threading
 import time
+from concurrent import futures
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pynvml as nv
@@ -247,15 +249,28 @@ class NvmlSource:
 
     name = "nvml"
 
-    def __init__(self, library_path: str | None = None, retry_secs: float = 5.0) -> None:
+    def __init__(
+        self,
+        library_path: str | None = None,
+        retry_secs: float = 5.0,
+        read_timeout: float = 1.5,
+    ) -> None:
         """Start NVML, loading ``library_path`` (gpu.nvml_library) instead of the system one.
 
         After a GPU or the driver is lost, NVML is restarted on the next poll and then at most
         every ``retry_secs`` (of poll time) while anything stays down, since a restart is slow.
-        Raises NvmlUnavailable when NVML cannot start at all.
+        GPUs are read concurrently, each in a worker thread; a GPU whose reading takes longer
+        than ``read_timeout`` seconds is reported with its previous reading (or as not
+        answering) so that it cannot hold up the others, and is not asked again until it
+        answers. Raises NvmlUnavailable when NVML cannot start at all.
         """
         self._library_path = library_path or None
         self._retry_secs = retry_secs
+        self._read_timeout = read_timeout
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_size = 0
+        self._inflight: dict[int, Future[GpuSample]] = {}  # device index -> its reading
+        self._last: dict[int, GpuSample] = {}  # each device's newest reading
         self._lock = threading.Lock()
         self._devices: list[Device] = []
         self._message: str | None = None
@@ -274,10 +289,11 @@ class NvmlSource:
                     timestamp=now, source=self.name, message="the NVML reader is closed"
                 )
             if self._reinit and now >= self._restart_after:
+                futures.wait(list(self._inflight.values()), timeout=self._read_timeout)
                 self._restart()
                 if self._reinit:
                     self._restart_after = now + self._retry_secs
-            samples = [self._poll_device(dev, now) for dev in self._devices]
+            samples = self._read_all(now)
         message = None if samples else self._message or "NVML reports no NVIDIA GPUs"
         return Snapshot(
             timestamp=now,
@@ -320,9 +336,48 @@ class NvmlSource:
                 reads.append(EnergyRead(dev.index, now, counter, power))
         return reads
 
+    def _read_all(self, now: float) -> list[GpuSample]:
+        """Every GPU read at once, each in its own worker thread: a poll takes as long as the
+        slowest GPU (at most ``read_timeout``), not the sum of them."""
+        devices = self._devices
+        if self._pool is None or self._pool_size < len(devices):
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
+            self._pool_size = max(1, len(devices))
+            self._pool = ThreadPoolExecutor(self._pool_size, thread_name_prefix="gpm-nvml")
+        for dev in devices:
+            busy = self._inflight.get(dev.index)
+            if busy is None or busy.done():
+                self._inflight[dev.index] = self._pool.submit(self._poll_device, dev, now)
+        waiting = [self._inflight[dev.index] for dev in devices]
+        futures.wait(waiting, timeout=self._read_timeout)
+        samples = []
+        for dev in devices:
+            reading = self._inflight[dev.index]
+            if reading.done():
+                self._last[dev.index] = reading.result()
+                samples.append(self._last[dev.index])
+            else:
+                samples.append(self._last.get(dev.index) or self._silent(dev, now))
+        return samples
+
+    def _silent(self, dev: Device, now: float) -> GpuSample:
+        return GpuSample(
+            gpu_id=dev.index,
+            timestamp=now,
+            uuid=dev.uuid,
+            name=dev.name,
+            up=False,
+            error=f"NVML has not answered for this GPU within {self._read_timeout:g} s",
+            processes=None,
+        )
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
+            if self._pool is not None:  # a hung read is given up on, not waited for forever
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                futures.wait(list(self._inflight.values()), timeout=self._read_timeout)
             if self._started:
                 self._started = False
                 stop_nvml()

@@ -288,6 +288,16 @@ def _health_families(state: LiveState) -> Iterator[Metric]:
             "How long the last poll took.",
             value=health.last_poll_seconds,
         )
+    if health.phase_seconds:
+        phases = GaugeMetricFamily(
+            "gpm_poll_phase_seconds",
+            "How long each phase of the last poll took: gpus (reading them), classify "
+            "(processes and health), record (energy, storage, alerts).",
+            labels=("phase",),
+        )
+        for phase, seconds in health.phase_seconds.items():
+            phases.add_metric([phase], seconds)
+        yield phases
     if health.last_success_at is not None:
         yield GaugeMetricFamily(
             "gpm_last_successful_poll_timestamp_seconds",

@@ -27,6 +27,7 @@
 #define MAX_PROCS 64
 #define MAX_XIDS 64
 #define MAX_MIG 8
+#define MAX_LATENCIES 64
 #define NAME_LEN 96
 
 /* Per-GPU readings that can be failed individually; the scenario names them in lower case. */
@@ -134,6 +135,13 @@ static struct scenario {
     unsigned long long cuda; /* 0 : nvmlSystemGetCudaDriverVersion_v2 is NOT_SUPPORTED */
     unsigned int count;
     struct gpu gpus[MAX_GPUS];
+    /* How long an entry point takes, in microseconds: for one GPU, or all (gpu -1). */
+    struct latency {
+        char symbol[NAME_LEN];
+        int gpu;
+        unsigned long long us;
+    } latencies[MAX_LATENCIES];
+    unsigned int n_latencies;
 } current;
 
 static struct nvmlDevice_st devices[MAX_GPUS];
@@ -259,6 +267,19 @@ static int parse_mig_line(struct gpu *g, char *arg) {
     return 0;
 }
 
+/* "<symbol> <microseconds>" of a latency line, for one GPU or all (gpu -1). */
+static int parse_latency(struct scenario *s, int gpu, char *arg) {
+    char *symbol = arg ? strtok(arg, " \t") : NULL;
+    unsigned long long us;
+    if (!symbol || s->n_latencies >= MAX_LATENCIES || parse_u64(strtok(NULL, " \t"), &us))
+        return -1;
+    struct latency *l = &s->latencies[s->n_latencies++];
+    snprintf(l->symbol, NAME_LEN, "%s", symbol);
+    l->gpu = gpu;
+    l->us = us;
+    return 0;
+}
+
 /* One "gpu <index> ..." line; returns 0 or -1 for a line it cannot use. */
 static int parse_gpu_line(struct scenario *s, char *rest) {
     char *tok = strtok(rest, " \t");
@@ -287,6 +308,7 @@ static int parse_gpu_line(struct scenario *s, char *rest) {
         return parse_proc(arg, g->graphics, &g->n_graphics);
     }
     if (strcmp(key, "mig") == 0) return parse_mig_line(g, arg);
+    if (strcmp(key, "latency") == 0) return parse_latency(s, (int)index, arg);
     if (strcmp(key, "xid") == 0) {
         if (g->n_xids >= MAX_XIDS || parse_u64(arg, &g->xids[g->n_xids])) return -1;
         g->n_xids++;
@@ -338,6 +360,8 @@ static int parse_scenario(const char *path, struct scenario *s) {
             bad = rest ? parse_gpu_line(s, rest) : -1;
         } else if (strcmp(word, "init") == 0) {
             bad = rest ? parse_error(strtok(rest, " \t"), &s->init_result) : -1;
+        } else if (strcmp(word, "latency") == 0) {
+            bad = parse_latency(s, -1, rest);
         } else if (strcmp(word, "driver") == 0 && rest) {
             snprintf(s->driver, NAME_LEN, "%s", strtok(rest, " \t"));
             bad = 0;
@@ -389,6 +413,7 @@ static int refresh(void) {
     pthread_mutex_lock(&lock);                                                      \
     count_call(fn);                                                                 \
     refresh();                                                                      \
+    take_time(fn, dev);                                                             \
     nvmlReturn_t ret_ = check_device(dev, mig_ok);                                  \
     if (ret_ != NVML_SUCCESS) {                                                     \
         pthread_mutex_unlock(&lock);                                                \
@@ -398,6 +423,29 @@ static int refresh(void) {
 
 static int is_mig_handle(nvmlDevice_t dev) {
     return dev >= &mig_handles[0][0] && dev < &mig_handles[0][0] + MAX_GPUS * MAX_MIG;
+}
+
+/* Spend the scenario's latency for this call on this device, without holding the lock, so that
+ * calls on different GPUs overlap as they do with a real driver. Called with the lock held. */
+static void take_time(const char *symbol, nvmlDevice_t dev) {
+    int gpu = -2;
+    if (dev && (is_mig_handle(dev) || (dev >= devices && dev < devices + MAX_GPUS)))
+        gpu = (int)dev->index;
+    unsigned long long us = 0;
+    for (unsigned int i = 0; i < current.n_latencies; i++) {
+        const struct latency *l = &current.latencies[i];
+        if (strcmp(l->symbol, symbol) != 0) continue;
+        if (l->gpu == gpu) {
+            us = l->us;
+            break;
+        }
+        if (l->gpu == -1) us = l->us;
+    }
+    if (!us) return;
+    pthread_mutex_unlock(&lock);
+    struct timespec pause = {(time_t)(us / 1000000), (long)(us % 1000000) * 1000};
+    nanosleep(&pause, NULL);
+    pthread_mutex_lock(&lock);
 }
 
 /* Whether a handle may be used: a MIG device handle only for calls that take one (others are

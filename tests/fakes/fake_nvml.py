@@ -34,6 +34,9 @@ rename, with a strictly increasing mtime)::
     init <ERROR>                    nvmlInit fails with NVML_ERROR_<ERROR>, e.g. DRIVER_NOT_LOADED
     driver <version>                what nvmlSystemGetDriverVersion says, e.g. 550.54.15
     cuda <number>                   nvmlSystemGetCudaDriverVersion_v2, e.g. 12040 (CUDA 12.4)
+    latency <symbol> <us>           every call of the entry point takes this long (microseconds,
+                                    spent without the library's lock, so GPUs overlap)
+    gpu <i> latency <symbol> <us>   the same on one GPU (wins over the line for all)
     gpu <i>                         declares GPU i (the device count is the highest index + 1)
     gpu <i> name <text>             default "Fake GPU <i>"
     gpu <i> uuid <text>             default "GPU-fake-000<i>"
@@ -252,6 +255,25 @@ SERVED_OTHERWISE = frozenset(
 )
 
 
+# What NVML's slow calls take on real hardware (microseconds): the PCIe throughput counters
+# sample for about 20 ms per direction, per-process utilization and the process lists a few
+# milliseconds, ECC and field-value queries about a millisecond (nvidia_gpu_exporter and nvitop
+# issues; docs in bench/README.md). The rest answer in tens of microseconds.
+REALISTIC_LATENCIES_US: dict[str, int] = {
+    "nvmlDeviceGetPcieThroughput": 20_000,
+    "nvmlDeviceGetProcessUtilization": 3_000,
+    "nvmlDeviceGetComputeRunningProcesses_v3": 1_000,
+    "nvmlDeviceGetGraphicsRunningProcesses_v3": 1_000,
+    "nvmlDeviceGetTotalEccErrors": 1_000,
+    "nvmlDeviceGetFieldValues": 1_000,
+    "nvmlDeviceGetUtilizationRates": 50,
+    "nvmlDeviceGetMemoryInfo_v2": 50,
+    "nvmlDeviceGetTemperatureV": 50,
+    "nvmlDeviceGetPowerUsage": 100,
+    "nvmlDeviceGetClockInfo": 50,
+}
+
+
 class FakeNvmlUnavailable(Exception):
     """The fake cannot be built here (no C compiler or no nvml.h)."""
 
@@ -328,6 +350,7 @@ class Scenario:
         self.path = Path(path)
         self._init: str | None = None
         self._versions: dict[str, str] = {}
+        self._latencies: dict[tuple[int | None, str], int] = {}
         self._gpus: dict[int, dict[str, int | str]] = {}
         self._state: dict[int, str] = {}
         self._fails: dict[int, dict[str, str]] = {}
@@ -416,6 +439,19 @@ class Scenario:
         self._versions = {"driver": driver, "cuda": str(cuda)}
         return self
 
+    def set_latency(self, symbol: str, microseconds: int, gpu: int | None = None) -> Scenario:
+        """Make every call of ``symbol`` (on GPU ``gpu``, or all) take ``microseconds``."""
+        if symbol not in omittable_symbols():
+            raise ValueError(f"{symbol} is not an entry point of fake_nvml.c")
+        self._latencies[(gpu, symbol)] = microseconds
+        return self
+
+    def realistic_latencies(self) -> Scenario:
+        """What the slow calls take on a real driver (REALISTIC_LATENCIES_US), on every GPU."""
+        for symbol, us in REALISTIC_LATENCIES_US.items():
+            self.set_latency(symbol, us)
+        return self
+
     def init_error(self, error: str | None) -> Scenario:
         """Make nvmlInit fail with ``error`` (None: succeed)."""
         self._init = None if error is None else _check(error, ERRORS, "error")
@@ -424,6 +460,10 @@ class Scenario:
     def render(self) -> str:
         lines = [] if self._init is None else [f"init {self._init}"]
         lines += [f"{key} {value}" for key, value in self._versions.items()]
+        lines += [
+            f"latency {symbol} {us}" if gpu is None else f"gpu {gpu} latency {symbol} {us}"
+            for (gpu, symbol), us in self._latencies.items()
+        ]
         for i in sorted(self._gpus):
             lines.append(f"gpu {i}")
             lines += [f"gpu {i} {key} {value}" for key, value in self._gpus[i].items()]

@@ -48,6 +48,7 @@ def info(ctx: Ctx) -> dict[str, Any]:
             "alerts": True,
         },
         "poll_interval_secs": cfg.service.poll_interval_secs,
+        "poll_phase_seconds": dict(ctx.state.health.phase_seconds) if ctx.state else {},
         "thresholds": {
             "temp_threshold_celsius": cfg.alerts.temp_threshold_celsius,
             "memory_threshold_percent": cfg.alerts.memory_threshold_percent,
