@@ -7,7 +7,7 @@
 # GPM goes into its own virtualenv at ${XDG_DATA_HOME:-~/.local/share}/gpm/venv (or is installed
 # with pipx when pipx is present), `gpm` and `gpm-server` are linked into ~/.local/bin, and
 # `gpm service install` sets up the systemd user unit when systemd user services work.
-# From a checkout the dashboard is built first when npm is present.
+# From a checkout the build hook (hatch_build.py) builds the dashboard when npm is present.
 #
 # Environment: PYTHON (interpreter for the virtualenv, default python3), GPM_BIN_DIR (default
 # ~/.local/bin), GPM_NO_PIPX=1 (use a virtualenv even when pipx exists), GPM_VENV_ARGS and
@@ -35,22 +35,11 @@ usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 use_pipx() { [ -z "$no_pipx" ] && [ ! -d "$venv" ] && command -v pipx >/dev/null 2>&1; }
 
 pipx_has_gpm() {
-  command -v pipx >/dev/null 2>&1 && pipx list --short 2>/dev/null | grep -q '^gpm '
+  command -v pipx >/dev/null 2>&1 && pipx list --short 2>/dev/null | grep -q '^gpm-monitor '
 }
 
 systemd_user_works() {
   command -v systemctl >/dev/null 2>&1 && systemctl --user show-environment >/dev/null 2>&1
-}
-
-build_dashboard() {
-  [ -f "$root/dashboard/package.json" ] || return 0
-  if command -v npm >/dev/null 2>&1; then
-    say "building the dashboard (npm ci && npm run build)"
-    (cd "$root/dashboard" && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
-  elif [ ! -f "$root/gpm/api/static/index.html" ]; then
-    say "npm not found: installing without the dashboard (the API still works; install Node 20" \
-      "and run ./install.sh again to get it)" >&2
-  fi
 }
 
 link() {
@@ -106,7 +95,7 @@ uninstall_gpm() {
     "$bin_dir/gpm" service uninstall || say "could not remove the systemd units (see above)" >&2
   fi
   if pipx_has_gpm && [ ! -d "$venv" ]; then
-    pipx uninstall gpm
+    pipx uninstall gpm-monitor
   fi
   for name in gpm gpm-server; do
     # Only our own links: never a gpm that something else put there.
@@ -154,6 +143,5 @@ if [ -n "$wheel" ]; then
   install_gpm "$(cd "$(dirname "$wheel")" && pwd)/$(basename "$wheel")" "$service"
 else
   [ -f "$root/pyproject.toml" ] || die "run this from a GPM checkout, or give a wheel file"
-  build_dashboard
   install_gpm "$root" "$service"
 fi

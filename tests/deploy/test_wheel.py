@@ -36,7 +36,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    (built,) = out.glob("gpm-*.whl")
+    (built,) = out.glob("gpm_monitor-*.whl")
     return built
 
 
