@@ -52,5 +52,5 @@ class DashboardHook(BuildHookInterface):  # type: ignore[misc]
 
     @staticmethod
     def _run(argv: list[str], cwd: Path) -> None:
-        print(f"gpm: {' '.join(argv[1:])} in {cwd}", file=sys.stderr)
+        print(f"gpm: npm {' '.join(argv[1:])} in {cwd}", file=sys.stderr)
         subprocess.run(argv, cwd=cwd, check=True)
