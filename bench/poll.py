@@ -5,7 +5,10 @@ measured by a pass that makes only the raw calls) and GPM's own work on top (bui
 merging process lists, decoding throttle reasons, handling errors). Needs gcc and nvml.h, as
 the tests do. Run from the repository root: ``.venv/bin/python bench/poll.py`` (every health
 reading on, 18 NVLink links), with ``--no-health`` for a GPU without them, or with ``--mig`` for
-GPUs in MIG mode with 7 MIG devices each, a process on each.
+GPUs in MIG mode with 7 MIG devices each, a process on each. ``--realistic`` gives the slow calls
+what they take on a real driver (REALISTIC_LATENCIES_US: PCIe throughput 20 ms per direction)
+and prints the wall time of one poll for 1 and 8 GPUs, read one after another (as GPM did
+before 0.2) and together, against the floor: the slowest GPU's own calls.
 """
 
 from __future__ import annotations
@@ -143,11 +146,47 @@ def measure(lib: Path, scenario: Scenario, gpus: int, repeat: int) -> None:
     )
 
 
+def wall(lib: Path, scenario: Scenario, gpus: int, polls: int = 10) -> None:
+    """Wall time of one poll with realistic latencies: serial, concurrent, and the floor."""
+    for i in range(gpus):
+        scenario.set_gpu(i, util_gpu=50, ecc_enabled=1)
+    scenario.realistic_latencies().write()
+    source = NvmlSource(library_path=str(lib))
+    try:
+        source.poll(time.time())  # learn what is unsupported
+        devices = list(source._devices)
+
+        def serial() -> None:
+            for dev in devices:
+                source._poll_device(dev, time.time())
+
+        def timed(fn: Callable[[], object]) -> float:
+            runs = []
+            for _ in range(polls):
+                start = time.perf_counter()
+                fn()
+                runs.append(time.perf_counter() - start)
+            return sorted(runs)[len(runs) // 2] * 1e3
+
+        one = timed(lambda: source._poll_device(devices[0], time.time()))
+        print(
+            f"{gpus} GPU(s), realistic latencies: one poll serial {timed(serial):.0f} ms, "
+            f"concurrent {timed(lambda: source.poll(time.time())):.0f} ms; "
+            f"floor (one GPU's calls) {one:.0f} ms"
+        )
+    finally:
+        source.close()
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         lib = build_fake_nvml(Path(tmp))
         scenario = Scenario(Path(tmp) / "scenario.txt")
         os.environ["FAKE_NVML_SCENARIO"] = str(scenario.path)
+        if "--realistic" in sys.argv:
+            wall(lib, scenario, gpus=1)
+            wall(lib, scenario, gpus=8)
+            return
         measure(lib, scenario, gpus=1, repeat=400)
         measure(lib, scenario, gpus=8, repeat=60)
 

@@ -50,6 +50,8 @@ class GpuConfig:
     nvidia_smi_path: str = "nvidia-smi"
     nvidia_smi_timeout_secs: float = 5.0
     nvidia_smi_xml_interval_secs: float = 30.0  # nvidia-smi -q -x (memory health, MIG); 0: off
+    # NVML samples PCIe throughput for about 20 ms per direction: 40 ms of every GPU's read.
+    pcie_throughput: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,14 +44,14 @@ class NoGpuSource:
         """Nothing to release."""
 
 
-def _open_nvml(library: str) -> tuple[GpuSource | None, str]:
+def _open_nvml(library: str, pcie_throughput: bool) -> tuple[GpuSource | None, str]:
     """NvmlSource, or None and the user-facing reason it cannot be used."""
     try:
         from gpm.gpu.nvml import NvmlSource, NvmlUnavailable
     except ImportError as exc:
         return None, f"the NVML reader could not be imported ({exc})"
     try:
-        return NvmlSource(library or None), ""
+        return NvmlSource(library or None, pcie_throughput=pcie_throughput), ""
     except NvmlUnavailable as exc:
         return None, str(exc)
 
@@ -69,7 +69,7 @@ def open_gpu_source(
         log.info("Reading %d simulated GPUs", count)
         return SimulatedSource(count)
     if cfg.enable_nvml:
-        nvml, reason = _open_nvml(cfg.nvml_library)
+        nvml, reason = _open_nvml(cfg.nvml_library, cfg.pcie_throughput)
         if nvml is not None:
             return nvml
     else:

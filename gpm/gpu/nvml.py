@@ -254,6 +254,7 @@ class NvmlSource:
         library_path: str | None = None,
         retry_secs: float = 5.0,
         read_timeout: float = 1.5,
+        pcie_throughput: bool = True,
     ) -> None:
         """Start NVML, loading ``library_path`` (gpu.nvml_library) instead of the system one.
 
@@ -262,8 +263,11 @@ class NvmlSource:
         GPUs are read concurrently, each in a worker thread; a GPU whose reading takes longer
         than ``read_timeout`` seconds is reported with its previous reading (or as not
         answering) so that it cannot hold up the others, and is not asked again until it
-        answers. Raises NvmlUnavailable when NVML cannot start at all.
+        answers. ``pcie_throughput`` False leaves out the PCIe throughput counters, which NVML
+        samples for about 20 ms per direction. Raises NvmlUnavailable when NVML cannot start at
+        all.
         """
+        self._pcie = pcie_throughput
         self._library_path = library_path or None
         self._retry_secs = retry_secs
         self._read_timeout = read_timeout
@@ -457,8 +461,10 @@ class NvmlSource:
         pstate = read("pstate", nv.nvmlDeviceGetPerformanceState)
         encoder = read("encoder", nv.nvmlDeviceGetEncoderUtilization)
         decoder = read("decoder", nv.nvmlDeviceGetDecoderUtilization)
-        tx = read("pcie_tx", nv.nvmlDeviceGetPcieThroughput, nv.NVML_PCIE_UTIL_TX_BYTES)
-        rx = read("pcie_rx", nv.nvmlDeviceGetPcieThroughput, nv.NVML_PCIE_UTIL_RX_BYTES)
+        tx = rx = None
+        if self._pcie:
+            tx = read("pcie_tx", nv.nvmlDeviceGetPcieThroughput, nv.NVML_PCIE_UTIL_TX_BYTES)
+            rx = read("pcie_rx", nv.nvmlDeviceGetPcieThroughput, nv.NVML_PCIE_UTIL_RX_BYTES)
         reasons = dev.read_first(*_THROTTLE)
         corrected = uncorrected = None
         if dev.ecc_enabled:

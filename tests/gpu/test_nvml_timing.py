@@ -113,3 +113,16 @@ def test_the_poll_phases_are_reported(
     assert 0.04 < phases["gpus"] < 0.3, phases
     with urllib.request.urlopen(f"http://127.0.0.1:{gpm.ports['metrics']}/metrics") as resp:
         assert 'gpm_poll_phase_seconds{phase="gpus"}' in resp.read().decode()
+
+
+def test_pcie_throughput_can_be_left_out(fake_nvml_scenario: Scenario, fake_nvml_lib: Path) -> None:
+    """gpu.pcie_throughput = false: no 2 x 20 ms PCIe sample, and no PCIe reading (null)."""
+    fake_nvml_scenario.set_gpu(0, pcie_tx_kbps=100).realistic_latencies().write()
+    source = NvmlSource(str(fake_nvml_lib), pcie_throughput=False)
+    try:
+        source.poll(0.0)
+        wall, (gpu,) = timed_poll(source, 1.0)
+    finally:
+        source.close()
+    assert gpu.pcie_tx_bytes_per_second is None  # type: ignore[attr-defined]
+    assert wall < 0.035, wall  # the rest of the calls: about 7 ms
