@@ -3,6 +3,7 @@ import type { Info, Realtime } from "./api";
 import { AlertsPanel } from "./components/AlertsPanel";
 import { ChartsPanel, RangeButtons } from "./components/ChartsPanel";
 import { ConnectionBanner } from "./components/ConnectionBanner";
+import { EfficiencyPanel } from "./components/EfficiencyPanel";
 import { GpuGauges } from "./components/GpuGauges";
 import { GpuTiles } from "./components/GpuTiles";
 import { type GpuSelection, Header } from "./components/Header";
@@ -82,6 +83,7 @@ export function App() {
           <ProcessTimeline />
         </div>
         <LlmPanel />
+        <EfficiencyPanel />
         <div className="two-col">
           {ids.map((id) => (
             <HeatmapPanel key={id} gpuId={id} />

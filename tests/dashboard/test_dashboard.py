@@ -186,6 +186,27 @@ def test_a_mig_gpu_shows_its_devices_and_where_each_process_runs(
         context.close()
 
 
+def test_efficiency_panel_shows_the_energy_api(page: Page, gpm: GpmProcess) -> None:
+    """J/token per model as /api/energy gives it, once the demo traffic has been measured."""
+
+    def measured() -> list[dict[str, Any]] | None:
+        models = get_json(gpm.api + "/api/energy")["models"]
+        return models if models and all(m["joules_per_token"] for m in models) else None
+
+    models = wait_for(measured, timeout=30, interval=0.5, what="demo sessions with energy")
+    page.reload()
+    rows = page.get_by_test_id("efficiency-model-row")
+    expect(rows).to_have_count(len(models), timeout=40_000)
+    now = {m["model"]: m for m in get_json(gpm.api + "/api/energy")["models"]}
+    for row, model in zip(rows.all(), models, strict=True):
+        expect(row).to_contain_text(model["model"])
+        shown = float(row.get_by_test_id("joules-per-token").inner_text())
+        # Demo traffic goes on between the two reads: the page's figure lies between them.
+        low, high = sorted((model["joules_per_token"], now[model["model"]]["joules_per_token"]))
+        assert low - 0.01 <= shown <= high + 0.01, (shown, low, high)
+    expect(page.get_by_test_id("energy-today")).to_contain_text("kWh")
+
+
 def test_sessions_table_fills_from_proxy_traffic(page: Page, gpm: GpmProcess) -> None:
     rows = page.get_by_test_id("session-row")
     expect(rows.first).to_be_visible(timeout=30_000)
