@@ -240,6 +240,19 @@ def _text(value: str | bytes | None) -> str | None:
     return value.decode(errors="replace") if isinstance(value, bytes) else value
 
 
+def _down(dev: Device, now: float, error: str | None) -> GpuSample:
+    """A GPU that could not be read: who it is, and why."""
+    return GpuSample(
+        gpu_id=dev.index,
+        timestamp=now,
+        uuid=dev.uuid,
+        name=dev.name,
+        up=False,
+        error=error,
+        processes=None,
+    )
+
+
 def _scaled(value: int | None, factor: float) -> float | None:
     return None if value is None else value * factor
 
@@ -362,19 +375,9 @@ class NvmlSource:
                 self._last[dev.index] = reading.result()
                 samples.append(self._last[dev.index])
             else:
-                samples.append(self._last.get(dev.index) or self._silent(dev, now))
+                silent = f"NVML has not answered for this GPU within {self._read_timeout:g} s"
+                samples.append(self._last.get(dev.index) or _down(dev, now, silent))
         return samples
-
-    def _silent(self, dev: Device, now: float) -> GpuSample:
-        return GpuSample(
-            gpu_id=dev.index,
-            timestamp=now,
-            uuid=dev.uuid,
-            name=dev.name,
-            up=False,
-            error=f"NVML has not answered for this GPU within {self._read_timeout:g} s",
-            processes=None,
-        )
 
     def close(self) -> None:
         with self._lock:
@@ -444,15 +447,7 @@ class NvmlSource:
             except _GpuDown as exc:
                 dev.error = str(exc)
                 self._reinit = True
-        return GpuSample(
-            gpu_id=dev.index,
-            timestamp=now,
-            uuid=dev.uuid,
-            name=dev.name,
-            up=False,
-            error=dev.error,
-            processes=None,
-        )
+        return _down(dev, now, dev.error)
 
     def _sample(self, dev: Device, now: float) -> GpuSample:
         read = dev.read

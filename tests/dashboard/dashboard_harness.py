@@ -10,12 +10,14 @@ import json
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Browser, Page, Playwright, expect
+import pytest
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from gpm.llm.demo import DEMO_MODELS
 
@@ -43,6 +45,15 @@ def missing_prerequisite() -> str | None:
 
 def launch(playwright: Playwright) -> Browser:
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, for one test module (import the fixture into it)."""
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()
 
 
 def heap_after_gc(page: Page) -> int:

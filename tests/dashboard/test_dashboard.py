@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import GpmProcess, get_json, wait_for
 from tests.dashboard.dashboard_harness import (
     REPO,
     StreamRecorder,
     fill_sessions,
-    launch,
     missing_prerequisite,
     shown_timestamp,
     warm_up,
@@ -42,14 +41,6 @@ GAUGE_METRICS = {
     "temperature": "temperature_celsius",
     "power": "power_watts",
 }
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

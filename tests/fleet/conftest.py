@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import GpmProcess, free_port
+from tests.dashboard.dashboard_harness import browser
 from tests.fakes.prometheus_server import run_prometheus
 
+__all__ = ["HOSTS", "browser", "fleet"]
 HOSTS = ("host-a", "host-b", "host-c")
 
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from tests.conftest import GpmProcess, get_json
-from tests.dashboard.dashboard_harness import launch, missing_prerequisite
+from tests.dashboard.dashboard_harness import missing_prerequisite
 from tests.fakes.prometheus_server import needs_prometheus
 from tests.fleet.conftest import HOSTS
 
@@ -17,14 +15,6 @@ pytestmark = [
     needs_prometheus,
     pytest.mark.skipif(SKIP_REASON is not None, reason=str(SKIP_REASON)),
 ]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
 
 
 def test_three_hosts_their_gpus_and_links(
