@@ -21,6 +21,7 @@ from gpm.config import ApiConfig, Config, ServiceConfig, StorageConfig
 from gpm.model import (
     Alert,
     Classification,
+    EnergyUse,
     GpuProcess,
     GpuSample,
     LlmSession,
@@ -107,7 +108,19 @@ def fill(db: Path, archive_dir: Path, now: float, *, interval: float = 60.0) -> 
                 ttft_ms=80.0 + i % 200,
                 duration_ms=1500.0 + i,
                 prompt_text="never shown",
+                energy_joules=None if i % 3 else 50.0 + i,  # every third measured
+                energy_rule=None if i % 3 else "backend_process",
             )
+        )
+    # An hour's energy per GPU: 3600 J of inference and 360 J idle on GPU 0, 720 J idle on 1.
+    for h in range(48):
+        hour = (now - 2 * DAY) // 3600 * 3600 + h * 3600
+        writer.add_energy(
+            [
+                EnergyUse(hour + 1, 0, "llm_inference", 3600.0),
+                EnergyUse(hour + 1, 0, "idle", 360.0),
+                EnergyUse(hour + 1, 1, "idle", 720.0),
+            ]
         )
     for i in range(40):
         ts = now - 2 * DAY + i * 3600
