@@ -49,6 +49,7 @@ export function App() {
   const selectedIds = selection === "all" ? allIds : allIds.filter((id) => id === selection);
   const ids = selectedIds.length > 0 ? selectedIds : allIds.slice(0, 1);
   const shownGpus = (shown?.gpus ?? []).filter((gpu) => ids.includes(gpu.gpu_id));
+  // Tiles on a machine with several GPUs, or whose one GPU is split into MIG devices.
 
   return (
     <div className="app">
@@ -63,7 +64,7 @@ export function App() {
       <ConnectionBanner state={connection} />
       {knownInfo?.message ? <p className="panel muted">{knownInfo.message}</p> : null}
       <main>
-        {(shown?.gpus.length ?? 0) > 1 ? (
+        {(shown?.gpus.length ?? 0) > 1 || shown?.gpus.some((gpu) => gpu.mig_devices?.length) ? (
           <GpuTiles gpus={shown?.gpus ?? []} thresholds={thresholds} selection={selection} onSelect={setSelection} />
         ) : null}
         <div className={`gauge-grid ${ids.length > 1 ? "side-by-side" : ""}`}>
