@@ -14,7 +14,7 @@ from typing import Any
 from gpm.api.app import ApiContext, create_app
 from gpm.api.stream import Broadcaster
 from gpm.config import LoadedConfig
-from gpm.fleet.view import fleet_cache
+from gpm.fleet import fleet_cache
 from gpm.lock import AlreadyRunning, DataDirLock
 from gpm.net import bind_sockets
 from gpm.service import SHUTDOWN_TIMEOUT, Service, StartupError, serve_api

@@ -32,7 +32,7 @@ from gpm.energy.meter import EnergyMeter
 from gpm.energy.placement import SessionPlacement, local_port
 from gpm.energy.waste import WasteWatch
 from gpm.errors import UserError
-from gpm.fleet.view import fleet_cache
+from gpm.fleet import fleet_cache
 from gpm.gpu import open_gpu_source
 from gpm.gpu.base import DriverInfo, EnergyReader, GpuSource
 from gpm.health import HealthWatch

@@ -10,14 +10,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, HTTPException, Query, Request
 
 from gpm.api import schemas
 from gpm.api.stream import Broadcaster
 from gpm.config import Config
-from gpm.fleet.view import FleetCache
+
+if TYPE_CHECKING:
+    from gpm.fleet.view import FleetCache
 from gpm.model import Snapshot
 from gpm.state import LiveState
 from gpm.storage.pages import Cursor, CursorError

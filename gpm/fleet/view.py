@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from gpm.config import Config
 from gpm.energy.attribution import IDLE_UTILIZATION_PERCENT
 from gpm.fleet.promql import Prometheus, PromQLError, Series
 from gpm.gpu import clock_events
@@ -235,18 +234,3 @@ class FleetCache:
             old = self._view
             return FleetView(fetched_at=old.fetched_at, hosts=old.hosts, error=str(exc))
         return assemble(dict(zip(QUERIES, answers, strict=True)), self._hot, self._clock())
-
-
-def fleet_cache(cfg: Config) -> FleetCache | None:
-    """The fleet view the config asks for; None without fleet.prometheus_url."""
-    f = cfg.fleet
-    if not f.prometheus_url:
-        return None
-    prometheus = Prometheus(
-        f.prometheus_url,
-        bearer_token=f.bearer_token,
-        username=f.username,
-        password=f.password,
-        timeout=f.timeout_secs,
-    )
-    return FleetCache(prometheus, cfg.alerts.temp_threshold_celsius, ttl=f.cache_secs)
