@@ -383,5 +383,8 @@ class WeeklySummary:
     peak_temperature_celsius: float | None = None
     energy_wh: float | None = None
     workload_seconds: dict[str, float] = field(default_factory=dict)
+    # From the energy table (gpm.energy): the idle part, and the rest by workload class.
+    idle_energy_wh: float | None = None
+    workload_energy_wh: dict[str, float] = field(default_factory=dict)
     llm_sessions: int | None = None
     llm_tokens: int | None = None

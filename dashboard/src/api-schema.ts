@@ -885,6 +885,11 @@ export interface components {
             gpu_id: number | null;
             /** Hours Active */
             hours_active: number | null;
+            /**
+             * Idle Energy Wh
+             * @description energy at the idle floor or with no process (docs/energy.md)
+             */
+            idle_energy_wh: number | null;
             /** Peak Memory Used Bytes */
             peak_memory_used_bytes: number | null;
             /** Peak Temperature Celsius */
@@ -893,6 +898,13 @@ export interface components {
             peak_utilization_percent: number | null;
             /** Week */
             week: string;
+            /**
+             * Workload Energy Wh
+             * @description the rest of the energy by workload class (unattributed: list unknown)
+             */
+            workload_energy_wh: {
+                [key: string]: number;
+            };
             /** Workload Seconds */
             workload_seconds: {
                 [key: string]: number;

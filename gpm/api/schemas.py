@@ -406,6 +406,12 @@ class GpuWeek(_Model):
     peak_temperature_celsius: float | None
     energy_wh: float | None
     workload_seconds: dict[str, float]
+    idle_energy_wh: float | None = Field(
+        description="energy at the idle floor or with no process (docs/energy.md)"
+    )
+    workload_energy_wh: dict[str, float] = Field(
+        description="the rest of the energy by workload class (unattributed: list unknown)"
+    )
 
 
 class ModelWeek(_Model):

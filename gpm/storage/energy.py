@@ -16,14 +16,25 @@ _SESSION_COLUMNS = ("model", "completion_tokens", "energy_joules", "tokens_per_s
 
 
 class EnergyQueries(Reader):
-    def energy(self, start: float, end: float) -> EnergyHistory:
-        rows = [
+    def _energy_rows(self, start: float, end: float) -> list[Dict]:
+        return [
             dict(r)
             for r in self._conn().execute(
                 "SELECT hour, gpu_id, workload, joules FROM energy WHERE hour >= ? AND hour < ?",
                 (start, end),
             )
         ] + self._archived_dicts("energy", start, end)
+
+    def gpu_workload_joules(self, start: float, end: float) -> dict[tuple[int, str], float]:
+        """Joules per (GPU, workload) over the hours starting in [start, end)."""
+        out: dict[tuple[int, str], float] = {}
+        for r in self._energy_rows(start, end):
+            key = (r["gpu_id"], r["workload"])
+            out[key] = out.get(key, 0.0) + r["joules"]
+        return out
+
+    def energy(self, start: float, end: float) -> EnergyHistory:
+        rows = self._energy_rows(start, end)
         sessions = self.generation_rows(start, end, _SESSION_COLUMNS)
         return EnergyHistory(
             start=start,

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any
 
+from gpm.energy.attribution import IDLE
 from gpm.model import (
     Alert,
     Classification,
@@ -335,14 +336,28 @@ class Queries(SeriesQueries, EnergyQueries):
         """Summaries of the last ``weeks`` ISO weeks (this one included), newest week first."""
         ref = now if now is not None else datetime.now(UTC).timestamp()
         since = week_day(ref) * DAY - (weeks - 1) * WEEK
-        return [
-            summary_from_row(r)
-            for r in self._conn().execute(
+        rows = (
+            self._conn()
+            .execute(
                 "SELECT * FROM weekly_summaries WHERE week_start >= ? "
                 "ORDER BY week_start DESC, gpu_id IS NULL, gpu_id, model",
                 (since,),
             )
-        ]
+            .fetchall()
+        )
+        summaries = [summary_from_row(r) for r in rows]
+        energy: dict[float, dict[tuple[int, str], float]] = {}
+        for row, s in zip(rows, summaries, strict=True):
+            if s.gpu_id is None or s.model is not None:
+                continue
+            start = row["week_start"]
+            if start not in energy:
+                energy[start] = self.gpu_workload_joules(start, start + WEEK)
+            joules = {w: j for (g, w), j in energy[start].items() if g == s.gpu_id}
+            if joules:
+                s.idle_energy_wh = joules.pop(IDLE, 0.0) / 3600
+                s.workload_energy_wh = {w: j / 3600 for w, j in sorted(joules.items())}
+        return summaries
 
 
 # -- helpers --------------------------------------------------------------------------------------

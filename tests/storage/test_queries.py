@@ -146,3 +146,21 @@ def test_weekly_summary_survives_retention(tmp_path: Path) -> None:
     assert gpu.peak_utilization_percent == 119.0
     assert gpu.avg_utilization_percent == pytest.approx(59.5)
     assert next(s for s in weeks if s.model).llm_sessions == 5
+
+
+def test_weekly_summaries_carry_idle_and_workload_energy(tmp_path: Path) -> None:
+    from gpm.storage.writer import insert_rows
+
+    db = tmp_path / "gpm.db"
+    fill(db, samples=[sample(0, MONDAY + m * 60, util=50.0) for m in range(10)])
+    conn = open_database(db)
+    with conn:  # two hours of GPU 0's energy in week 48, one hour the week before
+        insert_rows(conn, "energy", [
+            (MONDAY, 0, "idle", 1800.0), (MONDAY, 0, "llm_inference", 7200.0),
+            (MONDAY + HOUR, 0, "idle", 1800.0), (MONDAY - DAY, 0, "idle", 3600.0),
+        ])  # fmt: skip
+    refresh_weekly_summaries(conn, now=MONDAY + DAY)
+    conn.close()
+    (w48,) = [s for s in Queries(db, None).weekly_summaries(1, now=MONDAY + DAY) if s.gpu_id == 0]
+    assert w48.idle_energy_wh == pytest.approx(1.0)
+    assert w48.workload_energy_wh == {"llm_inference": pytest.approx(2.0)}
