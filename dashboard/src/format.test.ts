@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatBytes, formatDuration, formatMs, formatNumber, formatTime, formatTrend, NA } from "./format";
+import { formatBytes, formatDuration, formatEnergy, formatMs, formatNumber, formatTime, formatTrend, NA } from "./format";
 
 describe("formatBytes", () => {
   it.each([
@@ -84,5 +84,23 @@ describe("formatTime", () => {
   it("shows a dash for a missing or broken timestamp", () => {
     expect(formatTime(null)).toBe(NA);
     expect(formatTime("not a time")).toBe(NA);
+  });
+});
+
+describe("formatEnergy", () => {
+  it.each([
+    [0, "0.0 Wh"],
+    [13_487.9, "3.7 Wh"],
+    [3_599_000, "999.7 Wh"],
+    [3_599_900, "1.00 kWh"],
+    [3_600_000, "1.00 kWh"],
+    [7.2e9, "2,000.00 kWh"],
+  ])("%d J is %s", (joules, text) => {
+    expect(formatEnergy(joules)).toBe(text);
+  });
+
+  it("shows a missing value as a dash, not 0", () => {
+    expect(formatEnergy(null)).toBe(NA);
+    expect(formatEnergy(Number.NaN)).toBe(NA);
   });
 });

@@ -57,6 +57,14 @@ export function formatNumber(
   return unit ? `${text} ${unit}` : text;
 }
 
+/** Energy from joules: Wh below a kWh ("3.7 Wh"), kWh from there ("1.25 kWh"). */
+export function formatEnergy(joules: number | null | undefined): string {
+  if (missing(joules)) return NA;
+  const wh = joules / 3600;
+  // 999.96 Wh would round to "1,000.0 Wh": show it as "1.00 kWh".
+  return Math.abs(wh) < 999.95 ? formatNumber(wh, 1, "Wh") : formatNumber(wh / 1000, 2, "kWh");
+}
+
 /** Changes smaller than this many percent show as flat. */
 export const FLAT_TREND_PERCENT = 0.5;
 
