@@ -84,7 +84,7 @@ export function App() {
           <ProcessTimeline />
         </div>
         <LlmPanel />
-        <EfficiencyPanel />
+        <EfficiencyPanel hours={hours} />
         <div className="two-col">
           {ids.map((id) => (
             <HeatmapPanel key={id} gpuId={id} />

@@ -17,6 +17,7 @@ export type Fleet = Schemas["Fleet"];
 export type Energy = Schemas["Energy"];
 export type EnergyFigures = Schemas["EnergyFigures"];
 export type HourEnergy = Schemas["HourEnergy"];
+export type IdleWaste = Schemas["IdleWaste"];
 export type FleetHost = Schemas["FleetHost"];
 export type FleetGpu = Schemas["FleetGpu"];
 export type Realtime = Schemas["Realtime"];

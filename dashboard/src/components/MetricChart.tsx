@@ -30,7 +30,8 @@ function series(points: ChartPoint[], metric: ChartMetric, key: "min" | "avg" | 
   return points.map((point) => ({ x: Date.parse(point.timestamp), y: point[metric]?.[key] ?? null }));
 }
 
-function tickLabel(ms: number, hours: number): string {
+/** An x-axis label: the time, with the day from ranges over a day. */
+export function tickLabel(ms: number, hours: number): string {
   const date = new Date(ms);
   if (hours > 24) return date.toLocaleDateString("en-CA", { month: "2-digit", day: "2-digit" }) + " " + date.getHours() + "h";
   return date.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit" });
