@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from gpm.llm.demo import DEMO_MODELS
 from tests.conftest import GpmProcess, get_json, wait_for
 from tests.dashboard.dashboard_harness import (
     REPO,
@@ -175,25 +177,43 @@ def test_a_mig_gpu_shows_its_devices_and_where_each_process_runs(
         context.close()
 
 
+def js_fixed(value: float, digits: int = 2) -> str:
+    """What the dashboard's ``formatNumber(value, digits)`` shows: en-US grouping, the shortest
+    decimal of the double rounded half away from zero, as ``toLocaleString`` does."""
+    exact = Decimal(repr(value)).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    return f"{exact:,.{digits}f}"
+
+
 def test_efficiency_panel_shows_the_energy_api(page: Page, gpm: GpmProcess) -> None:
-    """J/token per model as /api/energy gives it, once the demo traffic has been measured."""
+    """A row per model /api/energy reports, with its J/token as the API gave it to the page."""
+    demo_models = sorted(model.name for model in DEMO_MODELS)
 
-    def measured() -> list[dict[str, Any]] | None:
+    def measured() -> bool:
         models = get_json(gpm.api + "/api/energy")["models"]
-        return models if models and all(m["joules_per_token"] for m in models) else None
+        names = sorted(m["model"] for m in models)
+        return names == demo_models and all(m["joules_per_token"] for m in models)
 
-    models = wait_for(measured, timeout=30, interval=0.5, what="demo sessions with energy")
-    page.reload()
+    wait_for(measured, timeout=40, interval=0.5, what="J/token for every demo model")
+    # Demo traffic moves J/token between any two reads: compare with the answer the page got.
+    with page.expect_response(lambda r: "/api/energy?" in r.url, timeout=15_000) as answer:
+        page.reload()
+    served = answer.value.json()["models"]
+    assert sorted(m["model"] for m in served) == demo_models
     rows = page.get_by_test_id("efficiency-model-row")
-    expect(rows).to_have_count(len(models), timeout=40_000)
-    now = {m["model"]: m for m in get_json(gpm.api + "/api/energy")["models"]}
-    for row, model in zip(rows.all(), models, strict=True):
-        expect(row).to_contain_text(model["model"])
-        shown = float(row.get_by_test_id("joules-per-token").inner_text())
-        # Demo traffic goes on between the two reads: the page's figure lies between them.
-        low, high = sorted((model["joules_per_token"], now[model["model"]]["joules_per_token"]))
-        assert low - 0.01 <= shown <= high + 0.01, (shown, low, high)
-    expect(page.get_by_test_id("energy-today")).to_contain_text("kWh")
+    expect(rows.get_by_test_id("efficiency-model")).to_have_text(
+        [m["model"] for m in served], timeout=15_000
+    )
+    expect(rows.get_by_test_id("joules-per-token")).to_have_text(
+        [js_fixed(m["joules_per_token"]) for m in served]
+    )
+    expect(page.get_by_test_id("energy-today")).to_contain_text(re.compile(r"\d Wh|\d kWh"))
+    expect(page.get_by_test_id("energy-week")).to_contain_text(re.compile(r"\d Wh|\d kWh"))
+
+    # It covers the range picked for the history charts.
+    panel = page.get_by_test_id("efficiency")
+    expect(panel).to_have_attribute("data-range", "1")
+    page.get_by_test_id("range-24h").click()
+    expect(panel).to_have_attribute("data-range", "24", timeout=15_000)
 
 
 def test_sessions_table_fills_from_proxy_traffic(page: Page, gpm: GpmProcess) -> None:
