@@ -1,10 +1,14 @@
-"""Footprint of the service: ``gpm run --demo`` with 8 simulated GPUs.
+"""Footprint of the service: ``gpm run`` with 8 GPUs, side by side with nvitop-exporter.
 
-Prints the service's CPU use (percent of one core) and peak RSS over a run, and whether the heavy
-libraries (pyarrow, the OTLP gRPC stack) were loaded. Targets: under 1 % of one core at 2 s
-polling and under 60 MB RSS.
+Prints each process's CPU use (percent of one core) and peak RSS over a run, and for GPM whether
+the heavy libraries (pyarrow, the OTLP gRPC stack) were loaded. Both are scraped on /metrics
+every 15 s, as a Prometheus would.
 
     .venv/bin/python bench/footprint.py [--seconds 60] [--gpus 8] [--interval 2]
+        [--no-demo-traffic]                       # simulated GPUs (gpm run --demo), as before
+    .venv/bin/python bench/footprint.py --nvml [--nvitop-exporter PATH] --interval 1
+        # the fake libnvidia-ml.so.1 with 8 GPUs, every part on (OTLP aside: no collector), and
+        # nvitop-exporter (pip install nvitop-exporter, in a venv of its own) on the same library
 """
 
 from __future__ import annotations
@@ -16,9 +20,16 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.fakes.fake_nvml import GIB, Scenario, build_fake_nvml
+
+SCRAPE_SECS = 15.0
 
 
 def free_port() -> int:
@@ -27,57 +38,97 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def measure(
+    argv: list[str], env: dict[str, str], seconds: float, metrics: str
+) -> tuple[float, float, str]:
+    """CPU % of one core and peak RSS (MiB) of ``argv`` over ``seconds`` after a 5 s start."""
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ps = psutil.Process(proc.pid)
+    try:
+        time.sleep(5)  # start-up (imports, first polls) is not what is measured
+        cpu0, t0, peak, scraped = ps.cpu_times(), time.monotonic(), 0, float("-inf")
+        while time.monotonic() - t0 < seconds:
+            peak = max(peak, ps.memory_info().rss)
+            if time.monotonic() - scraped >= SCRAPE_SECS:
+                scraped = time.monotonic()
+                with urllib.request.urlopen(metrics, timeout=5) as resp:
+                    resp.read()
+            time.sleep(0.5)
+        cpu1, elapsed = ps.cpu_times(), time.monotonic() - t0
+        maps = Path(f"/proc/{proc.pid}/maps").read_text()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    used = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+    return 100 * used / elapsed, peak / 2**20, maps
+
+
+def gpm_env(tmp: str, interval: float) -> tuple[dict[str, str], str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPM_")}
+    metrics = free_port()
+    env.update(
+        {
+            "GPM_SERVICE_DATA_DIR": tmp,
+            "GPM_SERVICE_POLL_INTERVAL_SECS": str(interval),
+            "GPM_API_PORT": str(free_port()),
+            "GPM_API_DASHBOARD_PORT": str(free_port()),
+            "GPM_TELEMETRY_METRICS_PORT": str(metrics),
+            "GPM_OLLAMA_PROXY_PORT": str(free_port()),
+            "GPM_TELEMETRY_ENABLE_OPENTELEMETRY": "false",
+        }
+    )
+    return env, f"http://127.0.0.1:{metrics}/metrics"
+
+
+def report(what: str, cpu: float, rss: float, maps: str | None = None) -> None:
+    print(f"{what}\n  CPU: {cpu:.2f} % of one core\n  peak RSS: {rss:.1f} MiB")
+    if maps is not None:
+        print(f"  pyarrow loaded: {'libarrow' in maps}; grpc loaded: {'cygrpc' in maps}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--gpus", type=int, default=8)
     ap.add_argument("--interval", type=float, default=2.0)
     ap.add_argument(
-        "--no-demo-traffic",
-        action="store_true",
-        help="turn off the LLM parts (proxy and demo traffic)",
+        "--no-demo-traffic", action="store_true", help="simulated GPUs without the LLM parts"
     )
+    ap.add_argument("--nvml", action="store_true", help="the fake NVML library, every part on")
+    ap.add_argument("--nvitop-exporter", help="nvitop-exporter to run on the same fake library")
     args = ap.parse_args()
-
     with tempfile.TemporaryDirectory() as tmp:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GPM_")}
-        env.update(
-            {
-                "GPM_SERVICE_DATA_DIR": tmp,
-                "GPM_GPU_SIMULATED_GPUS": str(args.gpus),
-                "GPM_SERVICE_POLL_INTERVAL_SECS": str(args.interval),
-                "GPM_API_PORT": str(free_port()),
-                "GPM_API_DASHBOARD_PORT": str(free_port()),
-                "GPM_TELEMETRY_METRICS_PORT": str(free_port()),
-                "GPM_OLLAMA_PROXY_PORT": str(free_port()),
-                "GPM_TELEMETRY_ENABLE_OPENTELEMETRY": "false",
-                "GPM_OLLAMA_ENABLED": "false" if args.no_demo_traffic else "true",
-            }
-        )
-        cmd = [sys.executable, "-m", "gpm", "run"] + ([] if args.no_demo_traffic else ["--demo"])
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        ps = psutil.Process(proc.pid)
-        time.sleep(5)  # let start-up (imports, first polls) finish before measuring
-        cpu0 = ps.cpu_times()
-        t0 = time.monotonic()
-        peak = 0
-        while time.monotonic() - t0 < args.seconds:
-            peak = max(peak, ps.memory_info().rss)
-            time.sleep(0.5)
-        cpu1 = ps.cpu_times()
-        elapsed = time.monotonic() - t0
-        maps = Path(f"/proc/{proc.pid}/maps").read_text()
-        proc.terminate()
-        proc.wait(10)
-    used = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
-    mode = "" if args.no_demo_traffic else "--demo "
-    print(
-        f"gpm run {mode}with {args.gpus} simulated GPUs, "
-        f"{args.interval}s polling, {elapsed:.0f}s measured"
-    )
-    print(f"  CPU: {100 * used / elapsed:.2f} % of one core")
-    print(f"  peak RSS: {peak / 2**20:.1f} MiB")
-    print(f"  pyarrow loaded: {'libarrow' in maps}; grpc loaded: {'cygrpc' in maps}")
+        env, metrics = gpm_env(tmp, args.interval)
+        gpm = [sys.executable, "-m", "gpm", "run"]
+        if not args.nvml:
+            env["GPM_GPU_SIMULATED_GPUS"] = str(args.gpus)
+            env["GPM_OLLAMA_ENABLED"] = "false" if args.no_demo_traffic else "true"
+            cpu, rss, maps = measure(
+                gpm + ([] if args.no_demo_traffic else ["--demo"]), env, args.seconds, metrics
+            )
+            mode = "" if args.no_demo_traffic else "--demo "
+            report(f"gpm run {mode}with {args.gpus} simulated GPUs, {args.interval}s polling, "
+                   f"{args.seconds:.0f}s measured", cpu, rss, maps)  # fmt: skip
+            return
+        lib = build_fake_nvml(Path(tmp) / "lib")
+        scenario = Scenario(Path(tmp) / "scenario.txt")
+        for i in range(args.gpus):
+            pids = [10_000 * (i + 1) + p for p in range(4)]
+            scenario.set_gpu(i, util_gpu=50, memory_used=8 * GIB, ecc_enabled=1)
+            scenario.set_processes(i, compute=[(pid, GIB) for pid in pids])
+            scenario.set_process_utilization(i, {pid: 20 for pid in pids})
+        scenario.write()
+        env.update({"GPM_GPU_NVML_LIBRARY": str(lib), "FAKE_NVML_SCENARIO": str(scenario.path)})
+        cpu, rss, maps = measure(gpm, env, args.seconds, metrics)
+        what = f"gpm run on the fake NVML library, {args.gpus} GPUs, {args.interval}s polling"
+        report(f"{what}, every part on (OTLP aside), {args.seconds:.0f}s", cpu, rss, maps)
+        if args.nvitop_exporter:
+            port = free_port()
+            nv_env = {**os.environ, "LD_LIBRARY_PATH": str(lib.parent),
+                      "FAKE_NVML_SCENARIO": str(scenario.path)}  # fmt: skip
+            argv = [args.nvitop_exporter, "--port", str(port), "--interval", str(args.interval)]
+            cpu, rss, _ = measure(argv, nv_env, args.seconds, f"http://127.0.0.1:{port}/metrics")
+            report(f"nvitop-exporter on the same library, {args.interval}s", cpu, rss)
 
 
 if __name__ == "__main__":
