@@ -2,8 +2,11 @@
 
 Runs a fast fake Ollama and the proxy in their own processes (so the proxy's CPU is its own), and
 drives both directly and through the proxy from this process, at 1 and 64 concurrent streams.
+With ``--nginx``, Debian's nginx (nginx-light: one worker, buffering off, a keepalive upstream)
+runs beside GPM's proxy in front of the same backend, for the added time to first chunk and the
+CPU per request side by side.
 
-    .venv/bin/python bench/proxy.py [--requests 200] [--tokens 2000]
+    .venv/bin/python bench/proxy.py [--requests 200] [--tokens 2000] [--nginx]
 """
 
 from __future__ import annotations
@@ -114,6 +117,42 @@ async def _run(url: str, concurrency: int, requests: int, n: int) -> dict[str, f
     }
 
 
+NGINX_CONF = """daemon off; master_process off; worker_processes 1;
+pid {tmp}/nginx.pid; error_log {tmp}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy;
+  fastcgi_temp_path {tmp}/fastcgi; uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
+  upstream backend {{ server 127.0.0.1:{backend}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_buffering off; proxy_request_buffering off;
+    }}
+  }}
+}}
+"""
+
+
+def _nginx(tmp: Path, backend_port: int) -> tuple[subprocess.Popen[bytes], int]:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    conf = tmp / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(tmp=tmp, backend=backend_port, port=port))
+    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(tmp)])
+    for _ in range(100):
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return proc, port
+        time.sleep(0.05)  # nginx binding its port: a start-up poll, not synchronisation
+    raise RuntimeError("nginx did not start")
+
+
 def _cpu(proc: psutil.Process) -> float:
     t = proc.cpu_times()
     return float(t.user + t.system)
@@ -125,6 +164,21 @@ async def main(args: argparse.Namespace) -> None:
     direct_url = f"http://127.0.0.1:{backend_port}"
     proxy_url = f"http://127.0.0.1:{proxy_port}"
     ps = psutil.Process(proxy_proc.pid)
+    if args.nginx:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            nginx, nginx_port = _nginx(Path(tmp), backend_port)
+            try:
+                await _side_by_side(direct_url, {
+                    "GPM": (proxy_url, ps),
+                    "nginx": (f"http://127.0.0.1:{nginx_port}", psutil.Process(nginx.pid)),
+                }, args.requests)  # fmt: skip
+            finally:
+                for proc in (nginx, proxy_proc, backend):
+                    proc.terminate()
+                    proc.wait(10)
+        return
     try:
         await _run(proxy_url, 4, 20, 10)  # warm both up
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -157,6 +211,24 @@ async def main(args: argparse.Namespace) -> None:
             proc.wait(10)
 
 
+async def _side_by_side(
+    direct_url: str, proxies: dict[str, tuple[str, psutil.Process]], requests: int
+) -> None:
+    """Added TTFT p50/p99 and CPU per request of each proxy, one stream at a time."""
+    for url, _ in proxies.values():
+        await _run(url, 4, 20, 10)  # warm up
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"{os.cpu_count()} CPUs, load average {load}; 1 stream, {requests} requests of 10 chunks")
+    print(f"{'proxy':8} {'TTFC +p50 ms':>13} {'TTFC +p99 ms':>13} {'CPU us/request':>15}")
+    for name, (url, proc) in proxies.items():
+        d = await _run(direct_url, 1, requests, 10)
+        cpu0 = _cpu(proc)
+        p = await _run(url, 1, requests, 10)
+        per_request = (_cpu(proc) - cpu0) * 1e6 / requests
+        added = (p["ttft_p50"] - d["ttft_p50"], p["ttft_p99"] - d["ttft_p99"])
+        print(f"{name:8} {added[0]:13.3f} {added[1]:13.3f} {per_request:15.0f}")
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "backend":
         asyncio.run(_backend())
@@ -169,4 +241,5 @@ if __name__ == "__main__":
         parser = argparse.ArgumentParser(description=__doc__)
         parser.add_argument("--requests", type=int, default=200)
         parser.add_argument("--tokens", type=int, default=2000)
+        parser.add_argument("--nginx", action="store_true", help="nginx beside GPM's proxy")
         asyncio.run(main(parser.parse_args()))
