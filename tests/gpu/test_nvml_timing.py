@@ -24,13 +24,18 @@ def timed_poll(source: NvmlSource, now: float) -> tuple[float, list[object]]:
     return time.perf_counter() - start, list(snap.gpus)
 
 
+def eight_slow_gpus(scenario: Scenario, lib: Path) -> NvmlSource:
+    """8 GPUs with ECC on and a real driver's latencies (REALISTIC_LATENCIES_US)."""
+    for i in range(8):
+        scenario.set_gpu(i, ecc_enabled=1)
+    scenario.realistic_latencies().write()
+    return NvmlSource(str(lib))
+
+
 def test_eight_gpus_poll_in_the_time_of_one(
     fake_nvml_scenario: Scenario, fake_nvml_lib: Path
 ) -> None:
-    for i in range(8):
-        fake_nvml_scenario.set_gpu(i, ecc_enabled=1)
-    fake_nvml_scenario.realistic_latencies().write()
-    source = NvmlSource(str(fake_nvml_lib))
+    source = eight_slow_gpus(fake_nvml_scenario, fake_nvml_lib)
     try:
         source.poll(0.0)  # first poll: unsupported calls are learnt
         wall, gpus = timed_poll(source, 1.0)
@@ -69,10 +74,7 @@ def test_a_hung_gpu_does_not_hold_up_the_others(
 async def test_the_event_loop_stays_free_while_gpus_are_read(
     fake_nvml_scenario: Scenario, fake_nvml_lib: Path
 ) -> None:
-    for i in range(8):
-        fake_nvml_scenario.set_gpu(i, ecc_enabled=1)
-    fake_nvml_scenario.realistic_latencies().write()
-    source = NvmlSource(str(fake_nvml_lib))
+    source = eight_slow_gpus(fake_nvml_scenario, fake_nvml_lib)
     lags: list[float] = []
     done = asyncio.Event()
 
