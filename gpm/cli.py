@@ -11,14 +11,16 @@ import logging
 import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
 from gpm import __version__
 from gpm.config import ConfigError, LoadedConfig, describe, load_config
 from gpm.errors import UserError
-from gpm.model import LlmSession, Snapshot
+from gpm.model import Snapshot
+from gpm.textfmt import fmt, gib, per, tokens
 from gpm.timefmt import parse_since, to_rfc3339
 from gpm.views import session_view, snapshot_view
 
@@ -57,6 +59,14 @@ def _build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", parents=[common], help="one snapshot of GPUs and processes")
     status.add_argument("--json", action="store_true", help="print JSON (the /api/realtime shape)")
     status.add_argument("--demo", action="store_true", help="read simulated GPUs")
+    status.add_argument(
+        "--watch",
+        nargs="?",
+        type=float,
+        const=2.0,
+        metavar="SECONDS",
+        help="read again every SECONDS (default 2) and print each reading, until Ctrl-C",
+    )
 
     sessions = sub.add_parser("sessions", parents=[common], help="recent LLM sessions")
     sessions.add_argument("--since", default="24h", help="e.g. 30m, 24h, 7d or an RFC3339 date")
@@ -208,7 +218,9 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _read_snapshot(loaded: LoadedConfig, demo: bool) -> Snapshot:
+@contextmanager
+def _reader(loaded: LoadedConfig, demo: bool) -> Iterator[Callable[[], Snapshot]]:
+    """A function that reads and classifies every GPU once per call, on one open source."""
     from gpm.classify import read_and_classify
     from gpm.classify.tracker import ProcessTracker
     from gpm.gpu import open_gpu_source
@@ -216,35 +228,39 @@ def _read_snapshot(loaded: LoadedConfig, demo: bool) -> Snapshot:
 
     source = open_gpu_source(loaded.config.gpu, demo=demo, logger=logging.getLogger("gpm.gpu"))
     tracker = ProcessTracker(rules=loaded.config.classifier.rules)
+    health = HealthWatch()
     try:
-        snap, _ = read_and_classify(source, tracker, HealthWatch(), time.time())
+        yield lambda: read_and_classify(source, tracker, health, time.time())[0]
     finally:
         source.close()
-    return snap
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    if args.watch is not None and not args.watch > 0:
+        print("gpm status: --watch takes a number of seconds above 0", file=sys.stderr)
+        return EXIT_USAGE
     loaded = _load(args)
-    snap = _read_snapshot(loaded, args.demo)
-    if args.json:
-        print(json.dumps(snapshot_view(snap), indent=2))
-    else:
-        print(_format_status(snap))
-    return EXIT_OK
+    with _reader(loaded, args.demo) as read:
+        if args.watch is None:
+            print(_status_text(read(), args.json, indent=2))
+            return EXIT_OK
+        # Plain lines, no screen control: the output can be piped, logged or grepped.
+        next_at = time.monotonic()
+        while True:
+            print(_status_text(read(), args.json), end="\n" if args.json else "\n\n", flush=True)
+            next_at = max(next_at + args.watch, time.monotonic())  # a slow read delays, once
+            time.sleep(max(0.0, next_at - time.monotonic()))
 
 
-def _fmt(value: float | int | None, unit: str = "", digits: int = 0) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.{digits}f}{unit}"
+def _status_text(snap: Snapshot, as_json: bool, indent: int | None = None) -> str:
+    """The table, or the /api/realtime object (on one line unless ``indent``)."""
+    if as_json:
+        return json.dumps(snapshot_view(snap), indent=indent)
+    return _format_status(snap)
 
 
 def _seconds(ms: float | None) -> float | None:
     return None if ms is None else ms / 1000
-
-
-def _gib(value: float | None) -> str:
-    return "-" if value is None else f"{value / 2**30:.1f}"
 
 
 def _format_status(snap: Snapshot) -> str:
@@ -262,18 +278,18 @@ def _format_status(snap: Snapshot) -> str:
         if not g.up:
             lines.append(f"{g.gpu_id:<4}{name[:33]:<34}DOWN: {g.error}")
             continue
-        mem = f"{_gib(g.memory_used_bytes)}/{_gib(g.memory_total_bytes)}"
-        power = f"{_fmt(g.power_watts, 'W')}/{_fmt(g.power_limit_watts, 'W')}"
+        mem = f"{gib(g.memory_used_bytes)}/{gib(g.memory_total_bytes)}"
+        power = f"{fmt(g.power_watts, 'W')}/{fmt(g.power_limit_watts, 'W')}"
         lines.append(
-            f"{g.gpu_id:<4}{name[:33]:<34}{_fmt(g.utilization_percent, '%'):>6}{mem:>14}"
-            f"{_fmt(g.temperature_celsius, 'C'):>7}{power:>14}{_fmt(g.fan_percent, '%'):>6}"
+            f"{g.gpu_id:<4}{name[:33]:<34}{fmt(g.utilization_percent, '%'):>6}{mem:>14}"
+            f"{fmt(g.temperature_celsius, 'C'):>7}{power:>14}{fmt(g.fan_percent, '%'):>6}"
             f"  {g.health or '-'}"
         )
         lines.extend(f"    ! {reason}" for reason in g.health_reasons)
         for m in g.mig_devices or ():
             label = f"  MIG {m.index} {m.profile or '?'}"
-            mem = f"{_gib(m.memory_used_bytes)}/{_gib(m.memory_total_bytes)}"
-            lines.append(f"{label:<38}{_fmt(m.utilization_percent, '%'):>6}{mem:>14}")
+            mem = f"{gib(m.memory_used_bytes)}/{gib(m.memory_total_bytes)}"
+            lines.append(f"{label:<38}{fmt(m.utilization_percent, '%'):>6}{mem:>14}")
         if g.processes is None:
             lines.append("    processes: unknown")
         for p in g.processes or ():
@@ -328,25 +344,15 @@ def _cmd_sessions(args: argparse.Namespace) -> int:
         cold = "*" if s.cold_start else " "
         print(
             f"{to_rfc3339(s.started_at) or '':<25}{(s.model or '-')[:21]:<22}"
-            f"{s.endpoint[:21]:<22}{_tokens(s):>8}{_fmt(s.tokens_per_second, '', 1):>8}"
-            f"{_fmt(s.ttft_ms):>8}{cold}{_fmt(_seconds(s.duration_ms), '', 1):>8}"
-            f"{_fmt(_per(s.tokens_per_joule), '', 2):>8}  {s.outcome.value}"
+            f"{s.endpoint[:21]:<22}{tokens(s.completion_tokens, s.token_source):>8}"
+            f"{fmt(s.tokens_per_second, '', 1):>8}"
+            f"{fmt(s.ttft_ms):>8}{cold}{fmt(_seconds(s.duration_ms), '', 1):>8}"
+            f"{fmt(per(s.tokens_per_joule), '', 2):>8}  {s.outcome.value}"
         )
     if total > len(sessions):
         print(f"({total - len(sessions)} more; use --limit)")
     print("~ counted by the proxy (the server sent no count); * cold start (model loaded first)")
     return EXIT_OK
-
-
-def _per(rate: float | None) -> float | None:
-    """The inverse of a rate (tokens/J -> J/token); None when unknown or 0."""
-    return 1 / rate if rate else None
-
-
-def _tokens(s: LlmSession) -> str:
-    """Completion tokens; "~" marks a count the proxy made from the stream, not the server's."""
-    text = _fmt(s.completion_tokens)
-    return f"~{text}" if s.token_source == "stream" else text
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
