@@ -68,6 +68,28 @@ def _build_parser() -> argparse.ArgumentParser:
         help="read again every SECONDS (default 2) and print each reading, until Ctrl-C",
     )
 
+    top = sub.add_parser(
+        "top", parents=[common], help="live full-screen view of GPUs, processes and LLM traffic"
+    )
+    top.add_argument(
+        "--url",
+        help="the GPM service to read (default http://<api.host>:<api.port> from the config); "
+        "without --url, GPM top reads the GPUs itself when no service answers there",
+    )
+    top.add_argument("--token", help="bearer token (default $GPM_API_TOKEN or api.token)")
+    top.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="seconds between refreshes of sessions, stats, models and alerts, or between "
+        "GPU reads in standalone mode (default 1)",
+    )
+    top.add_argument(
+        "--demo", action="store_true", help="read simulated GPUs itself, not a service"
+    )
+    top.add_argument("--ascii", action="store_true", help="plain ASCII bars and marks")
+
     sessions = sub.add_parser("sessions", parents=[common], help="recent LLM sessions")
     sessions.add_argument("--since", default="24h", help="e.g. 30m, 24h, 7d or an RFC3339 date")
     sessions.add_argument("--model", help="only this model")
@@ -151,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "run": _cmd_run,
         "status": _cmd_status,
+        "top": _cmd_top,
         "sessions": _cmd_sessions,
         "export": _cmd_export,
         "report": _cmd_report,
@@ -257,6 +280,22 @@ def _status_text(snap: Snapshot, as_json: bool, indent: int | None = None) -> st
     if as_json:
         return json.dumps(snapshot_view(snap), indent=indent)
     return _format_status(snap)
+
+
+def _cmd_top(args: argparse.Namespace) -> int:
+    from gpm.tui import run_top
+
+    if not args.interval > 0:
+        print("gpm top: --interval takes a number of seconds above 0", file=sys.stderr)
+        return EXIT_USAGE
+    return run_top(
+        load_config(args.config),
+        url=args.url,
+        token=args.token,
+        interval=args.interval,
+        demo=args.demo,
+        ascii_only=args.ascii,
+    )
 
 
 def _seconds(ms: float | None) -> float | None:

@@ -6,12 +6,13 @@ cd "$(dirname "$0")/.."
 
 # System packages: gcc builds the fake libnvidia-ml.so.1, g++ builds llama.cpp (the real inference
 # server behind the proxy tests), chromium runs the dashboard tests, prometheus/promtool check the
-# metrics.
+# metrics, tmux runs `gpm top` in a real terminal.
 missing=()
 command -v gcc >/dev/null || missing+=(gcc libc6-dev)
 command -v g++ >/dev/null || missing+=(g++)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v promtool >/dev/null || missing+=(prometheus)
+command -v tmux >/dev/null || missing+=(tmux)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
   $sudo apt-get update -qq
