@@ -101,6 +101,7 @@ class TopApp(App[None]):
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
+    TITLE = "GPM top"
     ENABLE_COMMAND_PALETTE = False  # its commands (themes, screenshots) are not this view's
 
     def __init__(self, feed: Feed, *, ascii_only: bool = False) -> None:

@@ -93,10 +93,15 @@ def gpu_columns(width: int) -> tuple[Column, ...]:
             *head,
             Column("name", "NAME", free - spark),
             *tail,
-            Column("spark", f"LAST {SPARK_SECONDS / 60:.0f} MIN", spark),
+            Column("spark", _spark_label(spark), spark),
             health,
         )
     return (*head, Column("name", "NAME", max(free, 6)), *tail, health)
+
+
+def _spark_label(width: int) -> str:
+    minutes = f"{SPARK_SECONDS / 60:.0f} MIN"
+    return f"LAST {minutes}" if width > len(minutes) + 5 else minutes
 
 
 def process_columns(width: int, mig: bool = False) -> tuple[Column, ...]:
@@ -180,7 +185,7 @@ def level_style(value: float | None, threshold: float | None) -> str:
 
 def sparkline(look: Look, points: Points, width: int, seconds: float) -> Text:
     """The last ``seconds`` of ``points`` in ``width`` cells, each the highest value of its
-    time slice (blank where there was no reading)."""
+    time slice (blank where there was no reading for longer than a slice)."""
     levels = _SPARK_ASCII if look.ascii else _SPARK
     if not points or width <= 0:
         return look.text(" " * width)
@@ -193,6 +198,9 @@ def sparkline(look: Look, points: Points, width: int, seconds: float) -> Text:
         i = min(int((ts - start) / step), width - 1)
         prev = slots[i]
         slots[i] = value if prev is None else max(prev, value)
+    for i in range(1, width - 1):  # a slice between two polls' slices is timing, not a gap
+        if slots[i] is None and slots[i - 1] is not None and slots[i + 1] is not None:
+            slots[i] = slots[i - 1]
     chars = "".join(
         " " if v is None else levels[min(int(v / 100 * len(levels)), len(levels) - 1)]
         for v in slots

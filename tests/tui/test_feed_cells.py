@@ -130,6 +130,10 @@ def test_sparkline_buckets_by_time() -> None:
     points = ((0.0, 0.0), (10.0, 50.0), (11.0, 100.0), (29.0, None))
     assert cells.sparkline(Look(ascii=True), points, 3, 30.0).plain == "_# "
     assert cells.sparkline(Look(), (), 4, 30.0).plain == "    "
+    # One empty slice between two readings is filled; a longer gap stays blank.
+    gap = ((0.0, 100.0), (21.0, 100.0))
+    assert cells.sparkline(Look(ascii=True), gap, 6, 30.0).plain == " #   #"
+    assert cells.sparkline(Look(ascii=True), gap, 3, 30.0).plain == "###"
 
 
 def test_threshold_colours() -> None:
