@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -29,8 +28,9 @@ def run_top(
     """Run the view until the user quits; 0."""
     # A log line on stderr would tear the full-screen view: GPM's own messages stay off it.
     logging.getLogger().addHandler(logging.NullHandler())
-    # Read before Textual starts: it takes NO_COLOR out of the environment.
-    plain = ascii_only or "NO_COLOR" in os.environ or not _unicode(sys.stdout)
+    # Read before Textual starts: it takes NO_COLOR out of the environment. (The locale cannot
+    # tell a terminal without Unicode: Python turns a C locale into C.UTF-8 for itself.)
+    plain = ascii_only or "NO_COLOR" in os.environ
     feed = choose_feed(loaded, url=url, token=token, interval=interval, demo=demo)
 
     from gpm.tui.app import TopApp
@@ -52,9 +52,4 @@ def choose_feed(
     target = url or service_url(cfg.api)
     if url or answers(target):
         return AttachedFeed(target, token or cfg.api.token, interval)
-    return StandaloneFeed(cfg, interval=interval, reason=f"No GPM service at {target}")
-
-
-def _unicode(stream: object) -> bool:
-    encoding = getattr(stream, "encoding", None) or ""
-    return encoding.lower().replace("-", "") in ("utf8", "utf16", "utf32")
+    return StandaloneFeed(cfg, interval=interval, reason=f"no GPM service at {target}")

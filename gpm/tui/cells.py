@@ -494,7 +494,8 @@ def header(frame: Frame, look: Look, width: int) -> Text:
             f"source {snap.get('source') or look.dash}",
         ]
     else:
-        parts = [f"GPM top{look.sep}standalone: reading {frame.where} GPUs itself"]
+        why = f": {frame.reason}" if frame.reason else ", reading the GPUs itself"
+        parts = [f"GPM top{look.sep}standalone{why}", f"source {frame.where}"]
     parts += [f"{gpus} GPUs", when]
     return look.text(look.clip(look.sep.join(parts), width), "bold")
 

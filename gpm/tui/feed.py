@@ -77,7 +77,8 @@ class Frame:
     alerts: tuple[Json, ...] = ()
     info: Json = field(default_factory=dict)
     problem: str | None = None
-    note: str | None = None  # standalone: why there is no service, and what that costs
+    note: str | None = None  # standalone: what the LLM pane says instead of its data
+    reason: str = ""  # standalone: why GPM top reads the GPUs itself
     received_at: float | None = None  # when the newest snapshot arrived (epoch seconds)
 
     @property
@@ -323,7 +324,8 @@ class StandaloneFeed:
     """Reads the GPUs itself every ``interval`` (in a worker thread, like nvitop does): the
     source the config asks for, simulated GPUs with ``demo``, or the ``source`` given.
 
-    There is no LLM data without the service; ``note`` says why.
+    There is no LLM data without the service: the frame's ``note`` says so, and ``reason`` (if
+    given) why there is no service.
     """
 
     mode: Literal["attached", "standalone"] = "standalone"
@@ -358,14 +360,14 @@ class StandaloneFeed:
             )
         tracker = ProcessTracker(rules=cfg.classifier.rules)
         health, history = HealthWatch(), UtilHistory()
-        note = NO_SERVICE_LLM if not self.reason else f"{self.reason}. {NO_SERVICE_LLM}"
         frame = Frame(
             mode="standalone",
             where=source.name,
             thresholds=Thresholds(
                 cfg.alerts.temp_threshold_celsius, cfg.alerts.memory_threshold_percent
             ),
-            note=note,
+            note=NO_SERVICE_LLM,
+            reason=self.reason,
         )
         try:
             while True:

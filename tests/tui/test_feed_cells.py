@@ -4,6 +4,7 @@ history, column layouts against widths, and the text of cells (dashes, ASCII, so
 from __future__ import annotations
 
 import itertools
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,10 +14,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gpm.config import ApiConfig
-from gpm.tui import cells
+from gpm.config import ApiConfig, Config, LoadedConfig
+from gpm.tui import cells, choose_feed
 from gpm.tui.cells import Look
-from gpm.tui.feed import Frame, SseParser, Thresholds, UtilHistory, service_url
+from gpm.tui.feed import (
+    AttachedFeed,
+    Frame,
+    SseParser,
+    StandaloneFeed,
+    Thresholds,
+    UtilHistory,
+    service_url,
+)
 from tests.conftest import gpm_env
 
 STREAM = (
@@ -228,7 +237,10 @@ def test_banner_and_header() -> None:
     assert stale.stale and "Greyed" in (cells.banner(stale, Look()) or "")
     assert cells.banner(Frame(mode="attached", where="u", snapshot={}), Look()) is None
     line = cells.header(Frame(mode="standalone", where="simulated"), Look(), 200).plain
-    assert "standalone" in line and "simulated" in line
+    assert "standalone, reading the GPUs itself · source simulated" in line
+    why = Frame(mode="standalone", where="nvml", reason="no GPM service at http://h:1")
+    line = cells.header(why, Look(ascii=True), 200).plain
+    assert line.startswith("GPM top | standalone: no GPM service at http://h:1 | source nvml")
 
 
 def test_service_url() -> None:
@@ -252,3 +264,25 @@ def test_other_commands_do_not_import_textual(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     loaded = done.stdout
     assert "gpm.cli" in loaded and "textual" not in loaded and "gpm.tui" not in loaded
+
+
+def test_choose_feed_attached_standalone_and_demo() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        cfg = Config(api=ApiConfig(port=port, token="from-config"))
+        loaded = LoadedConfig(config=cfg, sources={}, file=None)
+        feed = choose_feed(loaded, url=None, token=None, interval=1.0, demo=False)
+        assert isinstance(feed, AttachedFeed)  # something answers at the config's address
+        assert (feed.url, feed.token) == (f"http://127.0.0.1:{port}", "from-config")
+        feed = choose_feed(loaded, url=None, token="flag", interval=1.0, demo=False)
+        assert isinstance(feed, AttachedFeed) and feed.token == "flag"
+        demo = choose_feed(loaded, url=None, token=None, interval=1, demo=True)
+        assert isinstance(demo, StandaloneFeed) and demo.demo
+    feed = choose_feed(loaded, url=None, token=None, interval=1.0, demo=False)
+    assert isinstance(feed, StandaloneFeed)  # nothing listens there now
+    assert feed.reason == f"no GPM service at http://127.0.0.1:{port}"
+    # An explicit --url waits for its service rather than reading the GPUs here.
+    feed = choose_feed(loaded, url=f"http://127.0.0.1:{port}", token=None, interval=1, demo=False)
+    assert isinstance(feed, AttachedFeed)

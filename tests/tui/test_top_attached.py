@@ -5,6 +5,7 @@ as such."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
@@ -155,3 +156,31 @@ async def test_service_lost_then_back(gpm_process: Callable[..., GpmProcess]) ->
         )
         assert app.rendered is not None and not app.rendered.stale
         await pilot.press("q")
+
+
+async def test_the_token_goes_with_every_request(gpm_process: Callable[..., GpmProcess]) -> None:
+    """A service on a non-loopback address wants its token: without one the banner says so;
+    with it the stream and every polled route answer."""
+    gpm = gpm_process(GPM_API_HOST="0.0.0.0", GPM_API_TOKEN="s3cret").start("run", "--demo")
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        refused = AttachedFeed(gpm.api, interval=0.5, retry=(0.2, 0.5))
+        tasks.append(asyncio.create_task(refused.run(lambda frame: None)))
+        await wait_for_async(
+            lambda: "wants a token" in (refused.frame.problem or ""),
+            timeout=30,
+            what="the feed to say the service wants a token",
+        )
+        assert refused.frame.snapshot is None
+        allowed = AttachedFeed(gpm.api, token="s3cret", interval=0.5)
+        tasks.append(asyncio.create_task(allowed.run(lambda frame: None)))
+        await wait_for_async(
+            lambda: allowed.frame.snapshot and allowed.frame.sessions and allowed.frame.info,
+            timeout=30,
+            what="a snapshot, sessions and /api/info with the token",
+        )
+        assert allowed.frame.problem is None
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
