@@ -204,7 +204,7 @@ class AttachedFeed:
         import aiohttp
 
         publish(self.frame)
-        headers = {"Accept-Encoding": "identity"}  # loopback: gzip would only cost CPU
+        headers = {"Accept-Encoding": "identity"}  # small answers: gzip would only cost CPU
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         timeout = aiohttp.ClientTimeout(total=None, connect=5.0, sock_read=STREAM_SILENCE_SECS)
