@@ -18,7 +18,7 @@ from typing import Any
 
 import pynvml as nv
 
-from gpm.gpu.nvml import NvmlUnavailable, start_nvml, stop_nvml
+from gpm.gpu.nvml_library import NvmlUnavailable, start_nvml, stop_nvml
 from gpm.model import GpuEvent
 
 WAIT_MS = 500  # how long one wait lasts; also how soon stop() is noticed
