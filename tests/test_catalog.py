@@ -20,7 +20,7 @@ from gpm.storage import rollup
 from gpm.storage.db import open_database
 from gpm.storage.queries import Queries
 from gpm.storage.writer import Writer
-from gpm.telemetry.otlp import _catalog_reader, _instruments
+from gpm.telemetry.otlp_hardware import catalog_instruments, catalog_reader
 from gpm.telemetry.prometheus import MetricsExporter
 from gpm.views import snapshot_view
 
@@ -87,8 +87,8 @@ def test_every_exported_reading_is_on_metrics() -> None:
 
 def test_every_otel_reading_has_its_instrument() -> None:
     g = every_reading()
-    for instrument, readings in _instruments().items():
-        observed = list(_catalog_reader(readings)(g))
+    for instrument, readings in catalog_instruments().items():
+        observed = list(catalog_reader(readings)(g))
         assert len(observed) == len(readings), instrument.name
         for r, (value, attributes) in zip(readings, observed, strict=True):
             assert value == pytest.approx(float(getattr(g, r.name)) * r.otel_scale)

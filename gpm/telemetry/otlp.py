@@ -1,9 +1,10 @@
 """OpenTelemetry OTLP/gRPC metric export under the hardware and GenAI semantic conventions.
 
 GPU readings are observable instruments read from :class:`gpm.state.LiveState` when the SDK's
-reader thread collects; LLM sessions are recorded into histograms as they finish. Nothing here
-runs on the service's event loop, and a collector that is down costs one log line, not a crash.
-The SDK (a heavy import) is loaded in :meth:`OtlpExporter.start`.
+reader thread collects (what each GPU sample gives them: :mod:`gpm.telemetry.otlp_hardware`);
+LLM sessions are recorded into histograms as they finish. Nothing here runs on the service's
+event loop, and a collector that is down costs one log line, not a crash. The SDK (a heavy
+import) is loaded in :meth:`OtlpExporter.start`.
 """
 
 from __future__ import annotations
@@ -15,16 +16,22 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from gpm import __version__, catalog
-from gpm.catalog import OtelInstrument, Reading
-from gpm.health import VERDICTS
-from gpm.model import MIG_READINGS, GpuSample, LlmSession, MigDevice, Outcome
+from gpm import __version__
+from gpm.model import GpuSample, LlmSession, Outcome
 from gpm.state import LiveState
 from gpm.telemetry import (
     CHUNK_GAP_SECONDS_BUCKETS,
     JOULES_PER_TOKEN_BUCKETS,
     PERFORMANCE_KINDS,
     ModelLabels,
+)
+from gpm.telemetry.otlp_hardware import (
+    Observations,
+    PcieTotals,
+    catalog_instruments,
+    catalog_reader,
+    gpu_attributes,
+    hw_status,
 )
 
 if TYPE_CHECKING:
@@ -124,57 +131,6 @@ def operation_name(s: LlmSession) -> str:
     return "text_completion"
 
 
-def gpu_attributes(g: GpuSample) -> dict[str, str]:
-    """``hw.*`` attributes identifying one GPU (``hw.id`` is its UUID when known)."""
-    attrs = {
-        "hw.id": g.uuid or f"gpu{g.gpu_id}",
-        "hw.name": f"gpu{g.gpu_id}",
-        "hw.type": "gpu",
-        "hw.vendor": "nvidia",
-    }
-    if g.name:
-        attrs["hw.model"] = g.name
-    return attrs
-
-
-def mig_attributes(g: GpuSample, m: MigDevice) -> dict[str, str]:
-    """A MIG device as hardware of its own, whose ``hw.parent`` is its GPU."""
-    parent = gpu_attributes(g)["hw.id"]
-    attrs = {
-        "hw.id": m.uuid or f"{parent}/mig{m.index}",
-        "hw.name": f"gpu{g.gpu_id}/mig{m.index}",
-        "hw.parent": parent,
-    }
-    if m.profile:
-        attrs["hw.model"] = m.profile
-    return attrs
-
-
-class _PcieTotals:
-    """Turns PCIe rates (bytes/s) into the byte counters ``hw.gpu.io`` asks for.
-
-    The rate read at each new snapshot is multiplied by the time since the previous one, so
-    the totals are an estimate whose resolution is the collection interval.
-    """
-
-    def __init__(self) -> None:
-        self._seen: dict[tuple[str, str], float] = {}  # (hw.id, direction) -> last timestamp
-        self._totals: dict[tuple[str, str], float] = {}
-        self._lock = threading.Lock()
-
-    def update(self, hw_id: str, direction: str, rate: float, timestamp: float) -> float:
-        key = (hw_id, direction)
-        with self._lock:
-            last = self._seen.get(key)
-            total = self._totals.get(key, 0.0)
-            if last is not None and timestamp > last:
-                total += rate * (timestamp - last)
-            if last is None or timestamp > last:
-                self._seen[key] = timestamp
-            self._totals[key] = total
-            return total
-
-
 class _SilenceSdkRetries(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return not (isinstance(record.msg, str) and record.msg.startswith(_SDK_NOISE))
@@ -216,7 +172,7 @@ class OtlpExporter:
         self.log = logger or logging.getLogger(__name__)
         self.stop_timeout = stop_timeout
         self._model_label = ModelLabels(model_label_limit)
-        self._pcie = _PcieTotals()
+        self._pcie = PcieTotals()
         self._provider: MeterProvider | None = None
         self._otlp: Any = None
         self._filter = _SilenceSdkRetries()
@@ -324,14 +280,14 @@ class OtlpExporter:
             "updown": meter.create_observable_up_down_counter,
             "counter": meter.create_observable_counter,
         }
-        for instrument, readings in _instruments().items():
+        for instrument, readings in catalog_instruments().items():
             create[instrument.kind](
-                instrument.name, [self._callback(_catalog_reader(readings))], instrument.unit,
+                instrument.name, [self._callback(catalog_reader(readings))], instrument.unit,
                 instrument.help,
             )  # fmt: skip
         meter.create_observable_up_down_counter(
             "hw.status",
-            [self._callback(_status, readable_only=False)],
+            [self._callback(hw_status, readable_only=False)],
             "1",
             "1 for the GPU's health verdict (ok, degraded or failed), 0 for the others.",
         )
@@ -392,7 +348,7 @@ class OtlpExporter:
         for workload, joules in sorted(self.state.energy.by_workload.items()):
             yield Observation(joules, {"gpm.workload": workload})
 
-    def _idle_energy(self, g: GpuSample) -> Iterator[tuple[float, dict[str, str]]]:
+    def _idle_energy(self, g: GpuSample) -> Observations:
         joules = self.state.energy.idle_by_gpu.get(g.gpu_id)
         if joules is not None:
             yield joules, {}
@@ -418,7 +374,7 @@ class OtlpExporter:
 
         return callback
 
-    def _pcie_bytes(self, g: GpuSample) -> Iterator[tuple[float, dict[str, str]]]:
+    def _pcie_bytes(self, g: GpuSample) -> Observations:
         hw_id = gpu_attributes(g)["hw.id"]
         for direction, rate in (
             ("receive", g.pcie_rx_bytes_per_second),
@@ -427,45 +383,6 @@ class OtlpExporter:
             if rate is not None:
                 total = self._pcie.update(hw_id, direction, rate, g.timestamp)
                 yield total, {"network.io.direction": direction}
-
-
-def _instruments() -> dict[OtelInstrument, list[Reading]]:
-    """The catalog's OpenTelemetry instruments, each with the readings it carries."""
-    out: dict[OtelInstrument, list[Reading]] = {}
-    for r in catalog.READINGS:
-        if r.otel is not None:
-            out.setdefault(r.otel, []).append(r)
-    return out
-
-
-def _catalog_reader(
-    readings: list[Reading],
-) -> Callable[[GpuSample], Iterator[tuple[float, dict[str, str]]]]:
-    """One observation per reading the GPU reported, scaled to the instrument's unit, and one
-    per reading each of its MIG devices reported (attributed to the MIG device)."""
-    spec = [(r.name, r.otel_scale, r.otel_attributes) for r in readings]
-    mig_spec = [s for s in spec if s[0] in MIG_READINGS]
-
-    def read(g: GpuSample) -> Iterator[tuple[float, dict[str, str]]]:
-        for name, scale, attributes in spec:
-            value = getattr(g, name)
-            if value is not None:
-                yield float(value) * scale, attributes
-        for m in g.mig_devices or () if mig_spec else ():
-            at = mig_attributes(g, m)
-            for name, scale, attributes in mig_spec:
-                value = getattr(m, name)
-                if value is not None:
-                    yield float(value) * scale, {**attributes, **at}
-
-    return read
-
-
-def _status(g: GpuSample) -> Iterator[tuple[float, dict[str, str]]]:
-    """hw.status: 1 for the GPU's health verdict, else (not yet judged) for whether it reads."""
-    current = g.health or ("ok" if g.up else "failed")
-    for state in VERDICTS:
-        yield (1.0 if state == current else 0.0), {"hw.state": state}
 
 
 def _seconds_per_output_token(s: LlmSession) -> float | None:

@@ -247,9 +247,9 @@ def test_sessions_before_start_or_after_stop_are_dropped_quietly() -> None:
 
 
 def test_pcie_rates_integrate_into_byte_totals() -> None:
-    from gpm.telemetry.otlp import _PcieTotals
+    from gpm.telemetry.otlp_hardware import PcieTotals
 
-    totals = _PcieTotals()
+    totals = PcieTotals()
     assert totals.update("gpu0", "receive", 100.0, 10.0) == 0
     assert totals.update("gpu0", "receive", 100.0, 12.0) == 200
     assert totals.update("gpu0", "receive", 999.0, 12.0) == 200  # same snapshot read twice
