@@ -19,28 +19,30 @@ OutcomeName = Literal["completed", "cancelled", "error", "rejected"]
 TokenSource = Literal["backend", "stream"]
 
 
-class _Model(BaseModel):
+class ApiModel(BaseModel):
+    """Every response shape: a field the view does not declare is an error, not a leak."""
+
     model_config = ConfigDict(extra="forbid")
 
 
-class Error(_Model):
+class Error(ApiModel):
     """Every error answer: ``detail`` starts with the parameter at fault, e.g. ``hours: ...``."""
 
     detail: str
 
 
-class GpuRef(_Model):
+class GpuRef(ApiModel):
     gpu_id: int
     uuid: str | None
     name: str | None
 
 
-class DataRange(_Model):
+class DataRange(ApiModel):
     oldest: str | None
     newest: str | None
 
 
-class Parts(_Model):
+class Parts(ApiModel):
     proxy: bool
     prometheus: bool
     opentelemetry: bool
@@ -48,12 +50,12 @@ class Parts(_Model):
     alerts: bool
 
 
-class Thresholds(_Model):
+class Thresholds(ApiModel):
     temp_threshold_celsius: float
     memory_threshold_percent: float
 
 
-class Info(_Model):
+class Info(ApiModel):
     version: str
     hostname: str = Field(description="service.host_name, else the machine's hostname")
     driver_version: str | None = Field(description="the NVIDIA driver's; null in gpm-server")
@@ -74,7 +76,7 @@ class Info(_Model):
     message: str | None
 
 
-class Process(_Model):
+class Process(ApiModel):
     pid: int
     name: str | None
     workload: WorkloadName
@@ -93,7 +95,7 @@ class Process(_Model):
     )
 
 
-class NvLink(_Model):
+class NvLink(ApiModel):
     link: int
     active: bool
     crc_errors: int | None
@@ -101,7 +103,7 @@ class NvLink(_Model):
     recovery_errors: int | None
 
 
-class MigDevice(_Model):
+class MigDevice(ApiModel):
     index: int = Field(description="the MIG device's place on its GPU (nvidia-smi's MIG Dev)")
     uuid: str | None
     profile: str | None = Field(description='the MIG profile, e.g. "1g.10gb"')
@@ -112,7 +114,7 @@ class MigDevice(_Model):
     utilization_percent: float | None = Field(description="null where NVML gives none")
 
 
-class _GpuIdentity(_Model):
+class _GpuIdentity(ApiModel):
     gpu_id: int
     uuid: str | None
     name: str | None
@@ -148,7 +150,7 @@ else:
     GpuNow = create_model("GpuNow", __base__=_GpuIdentity, **_reading_fields(_number))
 
 
-class Realtime(_Model):
+class Realtime(ApiModel):
     timestamp: str | None
     source: str
     message: str | None
@@ -159,12 +161,12 @@ class ProcessNow(Process):
     gpu_id: int
 
 
-class ProcessesNow(_Model):
+class ProcessesNow(ApiModel):
     timestamp: str | None
     processes: list[ProcessNow]
 
 
-class MinAvgMax(_Model):
+class MinAvgMax(ApiModel):
     min: float | None
     avg: float | None
     max: float | None
@@ -174,7 +176,7 @@ class MetricStats(MinAvgMax):
     trend_percent: float | None
 
 
-class _TimePoint(_Model):
+class _TimePoint(ApiModel):
     timestamp: str
 
 
@@ -195,7 +197,7 @@ else:
     HistoryPoint = create_model("HistoryPoint", __base__=_TimePoint, **_charted(float | None))
 
 
-class Chart(_Model):
+class Chart(ApiModel):
     gpu_id: int
     start: str
     end: str
@@ -205,12 +207,12 @@ class Chart(_Model):
     stats: dict[str, MetricStats]
 
 
-class GpuHistory(_Model):
+class GpuHistory(ApiModel):
     gpu_id: int
     points: list[HistoryPoint]
 
 
-class Historical(_Model):
+class Historical(ApiModel):
     start: str
     end: str
     gpus: list[GpuHistory]
@@ -220,7 +222,7 @@ EnergyRule = Literal["backend_process", "llm_processes", "all_gpus"]
 EnergyMethod = Literal["counter", "power_integral"]
 
 
-class Session(_Model):
+class Session(ApiModel):
     id: str
     model: str | None
     endpoint: str
@@ -267,18 +269,18 @@ class Session(_Model):
     tokens_per_joule: float | None = Field(description="completion tokens per joule")
 
 
-class Sessions(_Model):
+class Sessions(ApiModel):
     total: int
     sessions: list[Session]
     next: str | None = Field(description="pass as `cursor` for the next page; null on the last")
 
 
-class Histogram(_Model):
+class Histogram(ApiModel):
     edges: list[float]
     counts: list[int]
 
 
-class ModelStats(_Model):
+class ModelStats(ApiModel):
     model_config = ConfigDict(extra="allow")
 
     model: str | None
@@ -293,7 +295,7 @@ class ModelStats(_Model):
     ttft_ms_histogram: Histogram | None = None
 
 
-class StatsTotals(_Model):
+class StatsTotals(ApiModel):
     model_config = ConfigDict(extra="allow")
 
     sessions: int
@@ -305,13 +307,13 @@ class StatsTotals(_Model):
     errors: int
 
 
-class LlmStats(_Model):
+class LlmStats(ApiModel):
     hours: float
     totals: StatsTotals
     models: list[ModelStats]
 
 
-class LoadedModel(_Model):
+class LoadedModel(ApiModel):
     name: str
     size_bytes: int | None
     vram_bytes: int | None
@@ -319,7 +321,7 @@ class LoadedModel(_Model):
     expires_at: str | None
 
 
-class ModelEventItem(_Model):
+class ModelEventItem(ApiModel):
     timestamp: str | None
     event: Literal["load", "unload"]
     model: str
@@ -327,14 +329,14 @@ class ModelEventItem(_Model):
     vram_bytes: int | None
 
 
-class Models(_Model):
+class Models(ApiModel):
     backend_up: bool | None
     backend_version: str | None
     models: list[LoadedModel]
     events: list[ModelEventItem]
 
 
-class AlertItem(_Model):
+class AlertItem(ApiModel):
     timestamp: str | None
     rule: str
     state: Literal["firing", "resolved"]
@@ -345,12 +347,12 @@ class AlertItem(_Model):
     threshold: float | None
 
 
-class Alerts(_Model):
+class Alerts(ApiModel):
     active: list[AlertItem]
     events: list[AlertItem]
 
 
-class ProcessEventItem(_Model):
+class ProcessEventItem(ApiModel):
     timestamp: str | None
     event: Literal["start", "end"]
     gpu_id: int
@@ -371,12 +373,12 @@ class ProcessEventItem(_Model):
     )
 
 
-class ProcessEvents(_Model):
+class ProcessEvents(ApiModel):
     events: list[ProcessEventItem]
     next: str | None = Field(description="pass as `cursor` for the next page; null on the last")
 
 
-class GpuEventItem(_Model):
+class GpuEventItem(ApiModel):
     timestamp: str | None
     gpu_id: int
     gpu_uuid: str | None
@@ -389,12 +391,12 @@ class GpuEventItem(_Model):
     )
 
 
-class GpuEvents(_Model):
+class GpuEvents(ApiModel):
     events: list[GpuEventItem]
     next: str | None = Field(description="pass as `cursor` for the next page; null on the last")
 
 
-class GpuWeek(_Model):
+class GpuWeek(ApiModel):
     week: str
     gpu_id: int | None
     hours_active: float | None
@@ -414,147 +416,25 @@ class GpuWeek(_Model):
     )
 
 
-class ModelWeek(_Model):
+class ModelWeek(ApiModel):
     week: str
     model: str | None
     llm_sessions: int | None
     llm_tokens: int | None
 
 
-class WeeklySummaries(_Model):
+class WeeklySummaries(ApiModel):
     gpus: list[GpuWeek]
     models: list[ModelWeek]
 
 
-class HeatmapCell(_Model):
+class HeatmapCell(ApiModel):
     day: str
     hour: int
     utilization_percent: float | None
 
 
-class Heatmap(_Model):
+class Heatmap(ApiModel):
     gpu_id: int
     days: list[str]
     cells: list[HeatmapCell]
-
-
-class EnergyFigures(_Model):
-    joules: float
-    kwh: float
-    cost: float | None = Field(description="null until energy.price_per_kwh is set")
-    co2_grams: float | None = Field(description="null until energy.grams_co2_per_kwh is set")
-
-
-class GpuEnergy(_Model):
-    gpu_id: int
-    joules: float
-    idle_joules: float = Field(description="the idle floor's part, and intervals with no process")
-    cost: float | None
-    method: EnergyMethod | None = Field(
-        description="counter: NVML's energy counter; power_integral: power integrated over "
-        "time (an estimate); null in gpm-server or before the first reading"
-    )
-
-
-class WorkloadEnergy(_Model):
-    workload: str = Field(description="a workload class, or unattributed (process list unknown)")
-    joules: float
-    cost: float | None
-
-
-class ModelEnergy(_Model):
-    model: str
-    sessions: int
-    sessions_measured: int = Field(description="sessions whose energy is known")
-    joules: float | None
-    completion_tokens: int | None = Field(description="of the sessions with energy and tokens")
-    joules_per_token: float | None
-    tokens_per_joule: float | None
-    tokens_per_second_p50: float | None
-    cost: float | None
-    cost_per_million_tokens: float | None
-
-
-class HourEnergy(_Model):
-    hour: str | None
-    workload: str
-    joules: float
-
-
-class IdleWaste(_Model):
-    gpu_id: int
-    since: str | None
-    seconds: float
-    memory_used_bytes: int | None
-    holders: list[str] = Field(description="processes and resident models holding the memory")
-    joules: float | None = Field(description="energy the GPU used while idle")
-
-
-class Energy(_Model):
-    hours: float
-    start: str | None
-    end: str | None
-    currency: str
-    price_per_kwh: float | None
-    grams_co2_per_kwh: float | None
-    total: EnergyFigures
-    idle: EnergyFigures
-    today: EnergyFigures = Field(description="since 00:00 UTC")
-    this_week: EnergyFigures = Field(description="since Monday 00:00 UTC")
-    gpus: list[GpuEnergy]
-    workloads: list[WorkloadEnergy]
-    models: list[ModelEnergy]
-    series: list[HourEnergy] = Field(description="per hour and workload, idle included")
-    waste: list[IdleWaste] = Field(description="GPUs idle with memory held; empty in gpm-server")
-
-
-class FleetGpu(_Model):
-    gpu_id: int
-    name: str | None
-    uuid: str | None
-    utilization_percent: float | None
-    memory_used_bytes: float | None
-    memory_total_bytes: float | None
-    temperature_celsius: float | None
-    power_watts: float | None
-    power_limit_watts: float | None
-    health: Literal["ok", "degraded", "failed"] | None
-    throttle_reasons: list[str]
-    processes: int | None
-    idle: bool | None = Field(description="utilization at or below 5 %")
-    idle_memory_held: bool | None = Field(description="idle while a process holds memory")
-    hot: bool | None = Field(description="at or above alerts.temp_threshold_celsius")
-    throttled: bool = Field(description="a thermal or power slowdown is active")
-
-
-class FleetModel(_Model):
-    model: str
-    vram_bytes: float | None
-    tokens_per_second_p50: float | None = Field(description="over the last 5 minutes")
-    ttft_ms_p50: float | None = Field(description="over the last 5 minutes")
-
-
-class FleetHost(_Model):
-    instance: str = Field(description="Prometheus' instance label: the host's /metrics address")
-    host: str = Field(description="its service.host_name")
-    up: bool = Field(description="Prometheus' last scrape of it worked")
-    last_seen: str | None = Field(description="its last successful GPU poll")
-    version: str | None
-    driver_version: str | None
-    cuda_version: str | None
-    url: str | None = Field(description="its own GPM dashboard")
-    gpus: list[FleetGpu]
-    models: list[FleetModel] = Field(description="resident models and their LLM figures")
-    power_watts: float | None
-    energy_joules_24h: float | None
-    cost_24h: float | None
-
-
-class Fleet(_Model):
-    configured: bool
-    prometheus_url: str | None
-    fetched_at: str | None = Field(description="when Prometheus last answered")
-    age_seconds: float | None
-    error: str | None = Field(description="why the newest query failed; the hosts are older")
-    currency: str | None = None
-    hosts: list[FleetHost]

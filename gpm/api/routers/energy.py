@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from gpm.api import schemas
+from gpm.api import energy_schemas
 from gpm.api.deps import BAD_PARAM, Ctx, Hours
 from gpm.energy.cost import Prices
 from gpm.views import energy_view
@@ -15,7 +15,7 @@ from gpm.views import energy_view
 router = APIRouter(tags=["energy"])
 
 
-@router.get("/api/energy", response_model=schemas.Energy, responses=BAD_PARAM)
+@router.get("/api/energy", response_model=energy_schemas.Energy, responses=BAD_PARAM)
 def energy(ctx: Ctx, hours: Hours = 24.0) -> dict[str, Any]:
     now = ctx.clock()
     e = ctx.config.energy

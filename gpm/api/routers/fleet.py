@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from gpm.api import schemas
+from gpm.api import fleet_schemas
 from gpm.api.deps import Ctx
 from gpm.energy.cost import Prices
 from gpm.timefmt import to_rfc3339
@@ -20,7 +20,7 @@ NOT_CONFIGURED = (
 )
 
 
-@router.get("/api/fleet", response_model=schemas.Fleet)
+@router.get("/api/fleet", response_model=fleet_schemas.Fleet)
 async def fleet(ctx: Ctx) -> dict[str, Any]:
     cache = ctx.fleet
     if cache is None:
