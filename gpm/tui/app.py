@@ -21,7 +21,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Static
 
 from gpm.tui import cells
-from gpm.tui.cells import Look
+from gpm.tui.draw import Look
 from gpm.tui.feed import LLM_WINDOW_HOURS, Feed, Frame, Json
 from gpm.tui.rows import Rows, same_text
 

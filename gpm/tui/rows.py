@@ -19,7 +19,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from gpm.tui.cells import Column
+from gpm.tui.draw import Column
 
 
 def line_of(cols: Sequence[Column], cells: Sequence[Text]) -> Text:

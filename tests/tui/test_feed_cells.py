@@ -15,8 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gpm.config import ApiConfig, Config, LoadedConfig
-from gpm.tui import cells, choose_feed
-from gpm.tui.cells import Look
+from gpm.tui import cells, choose_feed, draw
+from gpm.tui.draw import Look
 from gpm.tui.feed import (
     AttachedFeed,
     Frame,
@@ -128,28 +128,28 @@ def test_unknown_values_are_dashes_never_zero(ascii_only: bool) -> None:
 
 
 def test_bars() -> None:
-    assert cells.bar(Look(ascii=True), 50, 8).plain == "####...."
-    assert cells.bar(Look(), 50, 8).plain == "████····"
-    assert cells.bar(Look(), 56.25, 8).plain == "████▌···"
-    assert cells.bar(Look(ascii=True), None, 4).plain == "-   "
-    assert cells.bar(Look(), 150, 4).plain == "████"
+    assert draw.bar(Look(ascii=True), 50, 8).plain == "####...."
+    assert draw.bar(Look(), 50, 8).plain == "████····"
+    assert draw.bar(Look(), 56.25, 8).plain == "████▌···"
+    assert draw.bar(Look(ascii=True), None, 4).plain == "-   "
+    assert draw.bar(Look(), 150, 4).plain == "████"
 
 
 def test_sparkline_buckets_by_time() -> None:
     points = ((0.0, 0.0), (10.0, 50.0), (11.0, 100.0), (29.0, None))
-    assert cells.sparkline(Look(ascii=True), points, 3, 30.0).plain == "_# "
-    assert cells.sparkline(Look(), (), 4, 30.0).plain == "    "
+    assert draw.sparkline(Look(ascii=True), points, 3, 30.0).plain == "_# "
+    assert draw.sparkline(Look(), (), 4, 30.0).plain == "    "
     # One empty slice between two readings is filled; a longer gap stays blank.
     gap = ((0.0, 100.0), (21.0, 100.0))
-    assert cells.sparkline(Look(ascii=True), gap, 6, 30.0).plain == " #   #"
-    assert cells.sparkline(Look(ascii=True), gap, 3, 30.0).plain == "###"
+    assert draw.sparkline(Look(ascii=True), gap, 6, 30.0).plain == " #   #"
+    assert draw.sparkline(Look(ascii=True), gap, 3, 30.0).plain == "###"
 
 
 def test_threshold_colours() -> None:
-    assert cells.level_style(86, 85) == "bold red"
-    assert cells.level_style(80, 85) == "yellow"
-    assert cells.level_style(60, 85) == "green"
-    assert cells.level_style(None, 85) == cells.level_style(60, None) == ""
+    assert draw.level_style(86, 85) == "bold red"
+    assert draw.level_style(80, 85) == "yellow"
+    assert draw.level_style(60, 85) == "green"
+    assert draw.level_style(None, 85) == draw.level_style(60, None) == ""
     stale = Look(stale=True)
     assert stale.text("x", "bold red").style == "dim"
 
