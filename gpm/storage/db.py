@@ -33,6 +33,10 @@ class Table:
     key: tuple[str, ...]  # identifies a row, for merging archives without duplicates
     # Columns holding epoch seconds: stored as timestamp[ms, UTC] in Parquet, RFC3339 in CSV.
     timestamps: tuple[str, ...]
+    # How a row whose key is already there is written: appended as another row (the default),
+    # replacing it (sessions, written again when they finish), or added into it (energy).
+    insert: str = "INSERT"
+    on_conflict: str = ""
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -100,6 +104,7 @@ LLM_SESSIONS = Table(
     time_column="started_at",
     key=("id",),
     timestamps=("started_at",),
+    insert="INSERT OR REPLACE",
 )
 
 PROCESS_EVENTS = Table(
@@ -184,6 +189,7 @@ ENERGY = Table(
     time_column="hour",
     key=("hour", "gpu_id", "workload"),
     timestamps=("hour",),
+    on_conflict=" ON CONFLICT DO UPDATE SET joules = joules + excluded.joules",
 )
 
 # Tables whose old rows retention archives and deletes.

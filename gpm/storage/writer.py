@@ -131,23 +131,18 @@ def _latest_payload(snap: Snapshot) -> Row:
 
 
 def insert_rows(conn: sqlite3.Connection, table: str, rows: Iterable[Row]) -> None:
-    """Insert rows into a history table (sessions are replaced by id, the rest appended).
+    """Insert rows into a history table, each as its Table says (sessions replace by id, energy
+    adds into its hour, the rest append).
 
     GPU rows are folded into the per-minute rollup by the same call, so callers inside one
     transaction never leave the two apart.
     """
-    names = HISTORY_TABLES[table].column_names
-    verb = "INSERT OR REPLACE" if table == LLM_SESSIONS.name else "INSERT"
-    cols = ", ".join(f'"{n}"' for n in names)
-    marks = ", ".join("?" * len(names))
-    # Energy rows add to their hour's figure.
-    merge = (
-        " ON CONFLICT DO UPDATE SET joules = joules + excluded.joules"
-        if table == ENERGY.name
-        else ""
-    )
+    spec = HISTORY_TABLES[table]
+    cols = ", ".join(f'"{n}"' for n in spec.column_names)
+    marks = ", ".join("?" * len(spec.column_names))
     after = rollup.last_rowid(conn) if table == GPU_METRICS.name else None
-    conn.executemany(f"{verb} INTO {table} ({cols}) VALUES ({marks}){merge}", rows)
+    sql = f"{spec.insert} INTO {table} ({cols}) VALUES ({marks}){spec.on_conflict}"
+    conn.executemany(sql, rows)
     if after is not None:
         rollup.add_rows_after(conn, after)
 
