@@ -302,6 +302,13 @@ class LlmSession:
         return self.completion_tokens / self.energy_joules
 
     @property
+    def joules_per_token(self) -> float | None:
+        """The session's energy per completion token; None when either is unknown (or 0)."""
+        if not self.completion_tokens or self.energy_joules is None:
+            return None
+        return self.energy_joules / self.completion_tokens
+
+    @property
     def cold_start(self) -> bool | None:
         """Whether the model had to be loaded first: the server's load time was at least
         COLD_START_MS. None where the server does not report loading (llama.cpp, /v1 servers)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from gpm import __version__
 from gpm.model import LlmSession, Snapshot
-from gpm.textfmt import fmt, gib, per, tokens
+from gpm.textfmt import fmt, gib, tokens
 from gpm.timefmt import to_rfc3339
 
 
@@ -69,6 +69,6 @@ def sessions_table(sessions: list[LlmSession]) -> str:
             f"{s.endpoint[:21]:<22}{tokens(s.completion_tokens, s.token_source):>8}"
             f"{fmt(s.tokens_per_second, '', 1):>8}"
             f"{fmt(s.ttft_ms):>8}{cold}{fmt(_seconds(s.duration_ms), '', 1):>8}"
-            f"{fmt(per(s.tokens_per_joule), '', 2):>8}  {s.outcome.value}"
+            f"{fmt(s.joules_per_token, '', 2):>8}  {s.outcome.value}"
         )
     return "\n".join(lines)

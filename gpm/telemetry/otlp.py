@@ -268,8 +268,8 @@ class OtlpExporter:
             llm.tpot.record(per_token, attrs)
         for gap_ms in s.chunk_gaps_ms:
             llm.chunk_gap.record(gap_ms / 1000.0, attrs)
-        if s.tokens_per_joule:
-            llm.energy_per_token.record(1 / s.tokens_per_joule, attrs)
+        if s.joules_per_token is not None:
+            llm.energy_per_token.record(s.joules_per_token, attrs)
 
     # -- GPU instruments -------------------------------------------------------------------
 

@@ -201,8 +201,8 @@ class MetricsExporter:
             self._tokens.observe((model, "prompt"), s.prompt_tokens)
         if s.completion_tokens is not None:
             self._tokens.observe((model, "completion"), s.completion_tokens)
-        if s.tokens_per_joule:
-            self._joules_per_token.observe((model,), 1 / s.tokens_per_joule)
+        if s.joules_per_token is not None:
+            self._joules_per_token.observe((model,), s.joules_per_token)
 
     def render(self, openmetrics: bool = False) -> bytes:
         """The whole exposition: classic text format, or OpenMetrics (ending in ``# EOF``)."""
