@@ -9,6 +9,8 @@ every 15 s, as a Prometheus would.
     .venv/bin/python bench/footprint.py --nvml [--nvitop-exporter PATH] --interval 1
         # the fake libnvidia-ml.so.1 with 8 GPUs, every part on (OTLP aside: no collector), and
         # nvitop-exporter (pip install nvitop-exporter, in a venv of its own) on the same library
+    .venv/bin/python bench/footprint.py --breakdown
+        # where the service's RSS goes: each layer's import, in the order `gpm run` loads them
 """
 
 from __future__ import annotations
@@ -80,6 +82,43 @@ def gpm_env(tmp: str, interval: float) -> tuple[dict[str, str], str]:
     return env, f"http://127.0.0.1:{metrics}/metrics"
 
 
+# The layers of `gpm run`, each imported after the ones before it: its figure is what it adds.
+LAYERS = (
+    ("asyncio, ssl, sqlite3 (the standard library a service needs)", "asyncio, ssl, sqlite3"),
+    ("uvloop", "uvloop"),
+    ("pydantic (config, API schemas)", "pydantic"),
+    ("nvidia-ml-py", "pynvml"),
+    ("aiohttp (the LLM proxy, its backend client)", "aiohttp"),
+    ("starlette + FastAPI (the API)", "starlette.applications, fastapi"),
+    ("uvicorn (the API's server)", "uvicorn"),
+    ("prometheus_client (metric families)", "prometheus_client"),
+    ("GPM: config, storage, views", "gpm.config, gpm.storage.queries, gpm.views"),
+    ("GPM: API routes and schemas", "gpm.api.app"),
+    ("GPM: the rest of `gpm run`", "gpm.runners, gpm.cli"),
+)
+
+_LAYER_SCRIPT = """
+import sys
+def rss(): return int(open('/proc/self/statm').read().split()[1]) * 4096 / 2**20
+print(rss())
+for line in sys.stdin:
+    exec('import ' + line.strip())
+    print(rss(), flush=True)
+"""
+
+
+def breakdown() -> None:
+    """RSS the interpreter has, then what each layer adds (one fresh interpreter, in order)."""
+    stdin = "".join(f"{modules}\n" for _, modules in LAYERS)
+    out = subprocess.run([sys.executable, "-c", _LAYER_SCRIPT], input=stdin, text=True,
+                         capture_output=True, check=True).stdout.split()  # fmt: skip
+    figures = [float(x) for x in out]
+    print(f"{'the bare interpreter':58} {figures[0]:6.1f} MiB")
+    for (label, _), before, after in zip(LAYERS, figures[:-1], figures[1:], strict=True):
+        print(f"{label:58} {after - before:+6.1f} MiB")
+    print(f"{'all of them imported':58} {figures[-1]:6.1f} MiB")
+
+
 def report(what: str, cpu: float, rss: float, maps: str | None = None) -> None:
     print(f"{what}\n  CPU: {cpu:.2f} % of one core\n  peak RSS: {rss:.1f} MiB")
     if maps is not None:
@@ -96,7 +135,11 @@ def main() -> None:
     )
     ap.add_argument("--nvml", action="store_true", help="the fake NVML library, every part on")
     ap.add_argument("--nvitop-exporter", help="nvitop-exporter to run on the same fake library")
+    ap.add_argument("--breakdown", action="store_true", help="RSS per imported layer, then exit")
     args = ap.parse_args()
+    if args.breakdown:
+        breakdown()
+        return
     with tempfile.TemporaryDirectory() as tmp:
         env, metrics = gpm_env(tmp, args.interval)
         gpm = [sys.executable, "-m", "gpm", "run"]

@@ -1,7 +1,9 @@
 """GPU sources, and the one place that decides which of them the service reads.
 
 NVML first; nvidia-smi when NVML cannot be loaded and the user allowed the fallback; simulated
-GPUs for demos; otherwise a source that reports, on every poll, why there are no GPUs.
+GPUs for demos; otherwise a source that reports, on every poll, why there are no GPUs. Each
+source is imported only when chosen: the fallback's XML parsing and the simulator cost memory in
+every service that never uses them.
 """
 
 from __future__ import annotations
@@ -11,14 +13,12 @@ import shutil
 from typing import TYPE_CHECKING
 
 from gpm.gpu.base import GpuSource
-from gpm.gpu.simulated import SimulatedSource
-from gpm.gpu.smi import SmiSource
 from gpm.model import Snapshot
 
 if TYPE_CHECKING:
     from gpm.config import GpuConfig
 
-__all__ = ["GpuSource", "NoGpuSource", "SimulatedSource", "SmiSource", "open_gpu_source"]
+__all__ = ["GpuSource", "NoGpuSource", "open_gpu_source"]
 
 SMI_HINT = (
     "Set gpu.fallback_to_nvidia_smi = true (GPM_GPU_FALLBACK_TO_NVIDIA_SMI=true) to read GPUs "
@@ -65,6 +65,8 @@ def open_gpu_source(
     """
     log = logger or logging.getLogger(__name__)
     if demo or cfg.simulated_gpus > 0:
+        from gpm.gpu.simulated import SimulatedSource
+
         count = cfg.simulated_gpus or 2
         log.info("Reading %d simulated GPUs", count)
         return SimulatedSource(count)
@@ -77,6 +79,8 @@ def open_gpu_source(
     if cfg.fallback_to_nvidia_smi:
         found = shutil.which(cfg.nvidia_smi_path)
         if found is not None:
+            from gpm.gpu.smi import SmiSource
+
             log.warning("NVML unavailable (%s); reading GPUs through %s", reason, found)
             return SmiSource(
                 found,
