@@ -56,6 +56,9 @@ class GpuProcess:
     started_at: float | None = None  # epoch seconds, from the OS; detects pid reuse
     classification: Classification | None = None
     mig_index: int | None = None  # the MIG device it runs on (MigDevice.index); None: whole GPU
+    # Its parent process, from /proc (None: not known, or init): groups a server's runners.
+    parent_pid: int | None = None
+    parent_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,8 @@ def process_view(p: GpuProcess, now: float) -> dict[str, Any]:
         "container": c.container if c else None,
         "steam_app_id": c.steam_app_id if c else None,
         "mig_index": p.mig_index,
+        "parent_pid": p.parent_pid,
+        "parent_name": p.parent_name,
     }
 
 

@@ -1260,6 +1260,16 @@ export interface components {
             model: string | null;
             /** Name */
             name: string | null;
+            /**
+             * Parent Name
+             * @description the parent's name (comm); null when not known
+             */
+            parent_name: string | null;
+            /**
+             * Parent Pid
+             * @description its parent process (from /proc); null when not known or init
+             */
+            parent_pid: number | null;
             /** Pid */
             pid: number;
             /** Reason */
@@ -1353,6 +1363,16 @@ export interface components {
             model: string | null;
             /** Name */
             name: string | null;
+            /**
+             * Parent Name
+             * @description the parent's name (comm); null when not known
+             */
+            parent_name: string | null;
+            /**
+             * Parent Pid
+             * @description its parent process (from /proc); null when not known or init
+             */
+            parent_pid: number | null;
             /** Pid */
             pid: number;
             /** Reason */

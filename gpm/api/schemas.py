@@ -93,6 +93,10 @@ class Process(ApiModel):
     mig_index: int | None = Field(
         description="the MIG device it runs on (its index in mig_devices); null: the whole GPU"
     )
+    parent_pid: int | None = Field(
+        description="its parent process (from /proc); null when not known or init"
+    )
+    parent_name: str | None = Field(description="the parent's name (comm); null when not known")
 
 
 class NvLink(ApiModel):

@@ -33,6 +33,8 @@ class _Known:
     user: str | None
     started_at: float | None
     classification: Classification
+    parent_pid: int | None
+    parent_name: str | None
     listed: int = 0  # the last poll that listed this pid on a GPU
 
 
@@ -188,6 +190,8 @@ class ProcessTracker:
             user=facts.user,
             started_at=facts.started_at,
             classification=classify(facts, kind=proc.kind, rules=self._rules),
+            parent_pid=facts.ppid if facts.ppid is not None and facts.ppid > 1 else None,
+            parent_name=facts.ancestors[0][0] if facts.ancestors else None,
         )
         self._known[proc.pid] = known
         return known
@@ -213,7 +217,7 @@ class ProcessTracker:
 
 
 def _filled(proc: GpuProcess, known: _Known) -> GpuProcess:
-    """``proc`` with its name, user, start time and workload from /proc.
+    """``proc`` with its name, user, start time, workload and parent from /proc.
 
     Built positionally, not with dataclasses.replace or keywords: this runs for every process
     whose readings changed, on every poll, and those cost several times more.
@@ -229,6 +233,8 @@ def _filled(proc: GpuProcess, known: _Known) -> GpuProcess:
         known.started_at,
         known.classification,
         proc.mig_index,
+        proc.parent_pid or known.parent_pid,
+        proc.parent_name or known.parent_name,
     )
 
 

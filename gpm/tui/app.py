@@ -36,6 +36,8 @@ GPM top: keys and mouse
   a               processes of all GPUs, or of the selected GPU only
   s / S           sort processes by the next column / reverse the order
                   (or click a column heading)
+  t               tree: each process under its parent (a server's runners
+                  under the server)
   /               filter processes by name, workload or user
                   (Enter keeps the filter, Esc clears it)
   ?               this help (any key closes it)
@@ -98,6 +100,7 @@ class TopApp(App[None]):
         Binding("S", "reverse", "Reverse", show=False),
         Binding("slash", "filter", "Filter"),
         Binding("a", "all_gpus", "All GPUs"),
+        Binding("t", "tree", "Tree"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
@@ -113,6 +116,7 @@ class TopApp(App[None]):
         self.selected_gpu: int | None = None
         self.all_gpus = False
         self.sort, self.reverse, self.filter_text = 0, False, ""
+        self.tree_view = False
         self._shown: dict[Static, Text] = {}  # what each line widget shows now
         self._row_gpu: list[int] = []
 
@@ -217,8 +221,13 @@ class TopApp(App[None]):
         rows = cells.processes(frame.snapshot, gpu, self.sort, self.reverse, self.filter_text)
         mig = any(p.get("mig_index") is not None for _, p in rows)
         cols = cells.process_columns(self._pane_width(width), mig)
+        if self.tree_view:
+            scope = cells.processes(frame.snapshot, gpu, self.sort, self.reverse, "")
+            shown = cells.process_tree(rows, scope)
+        else:
+            shown = [(gid, p, 0) for gid, p in rows]
         table.set_columns(cols)
-        table.set_rows([cells.process_cells(gid, p, cols, look) for gid, p in rows])
+        table.set_rows([cells.process_cells(gid, p, cols, look, depth) for gid, p, depth in shown])
         label, _, largest_first = cells.SORTS[self.sort]
         arrow = (
             ("v" if largest_first != self.reverse else "^")
@@ -227,6 +236,8 @@ class TopApp(App[None]):
         )
         where = "all GPUs" if gpu is None else f"GPU {gpu}"
         parts = [f"Processes{look.sep}{where} (a)", f"sort {label} {arrow} (s)"]
+        if self.tree_view:
+            parts.append("tree (t)")
         if self.filter_text:
             parts.append(f"filter {self.filter_text!r} (/)")
         unknown = [
@@ -318,6 +329,10 @@ class TopApp(App[None]):
 
     def action_reverse(self) -> None:
         self.reverse = not self.reverse
+        self._redraw()
+
+    def action_tree(self) -> None:
+        self.tree_view = not self.tree_view
         self._redraw()
 
     def action_all_gpus(self) -> None:

@@ -289,19 +289,83 @@ def processes(
     return known + unknown
 
 
-def process_cells(gpu_id: int, p: Json, cols: Sequence[Column], look: Look) -> list[Text]:
+ProcRow = tuple[int | None, Json, int]  # (GPU, process, depth); GPU None: a parent off the GPUs
+MAX_DEPTH = 8  # deeper descendants are drawn at this depth
+
+
+def process_tree(
+    rows: Sequence[tuple[int, Json]], scope: Sequence[tuple[int, Json]]
+) -> list[ProcRow]:
+    """``rows`` (from :func:`processes`, in their order) with each process under its parent.
+
+    A parent that is itself listed takes its children under its first row; a parent that is not
+    (``ollama serve`` holds no GPU memory, its runners do) gets a row of its own, taken from
+    ``scope`` (the same GPUs unfiltered, so a filter keeps a match's parents) or made from the
+    children's ``parent_pid`` and ``parent_name``. A tree stands where its first process in the
+    sort order would; siblings keep that order; a process whose parent is unknown is a tree alone.
+    """
+    rank: dict[int, int] = {}
+    listed: dict[int, tuple[int | None, Json]] = {}
+    for i, (gpu_id, p) in enumerate(rows):
+        listed.setdefault(p["pid"], (gpu_id, p))
+        rank.setdefault(p["pid"], i)
+    everywhere = {p["pid"]: (gpu_id, p) for gpu_id, p in reversed(scope)}
+    children: dict[int, list[tuple[int | None, Json]]] = {}
+    roots: list[tuple[int | None, Json]] = []
+    for gpu_id, p in rows:
+        ppid = p.get("parent_pid")
+        if ppid is None or ppid == p["pid"]:
+            roots.append((gpu_id, p))
+            continue
+        children.setdefault(ppid, []).append((gpu_id, p))
+        if ppid not in listed:
+            parent = everywhere.get(ppid) or (None, {"pid": ppid, "name": p.get("parent_name")})
+            listed[ppid] = parent
+            roots.append(parent)
+    placed: set[tuple[int | None, int]] = set()
+    expanded: set[int] = set()
+
+    def place(gpu_id: int | None, p: Json, depth: int, block: list[ProcRow]) -> None:
+        if (gpu_id, p["pid"]) in placed:
+            return
+        placed.add((gpu_id, p["pid"]))
+        block.append((gpu_id, p, min(depth, MAX_DEPTH)))
+        if p["pid"] not in expanded:
+            expanded.add(p["pid"])
+            for child_gpu, child in children.get(p["pid"], ()):
+                place(child_gpu, child, depth + 1, block)
+
+    blocks: list[list[ProcRow]] = []
+    for root_gpu, root in roots:
+        blocks.append([])
+        place(root_gpu, root, 0, blocks[-1])
+    for row_gpu, row in rows:  # a loop of parents (a pid reused mid-read) has no root: keep them
+        blocks.append([])
+        place(row_gpu, row, 0, blocks[-1])
+
+    def first(block: list[ProcRow]) -> int:
+        return min(rank.get(p["pid"], len(rows)) for _, p, _ in block)
+
+    return [row for block in sorted((b for b in blocks if b), key=first) for row in block]
+
+
+def process_cells(
+    gpu_id: int | None, p: Json, cols: Sequence[Column], look: Look, depth: int = 0
+) -> list[Text]:
+    """A process row; under a parent (``depth`` > 0) its command is indented with a branch."""
     d = look.dash
     mem = p.get("gpu_memory_bytes")
     mig = p.get("mig_index")
+    branch = ("  " * (depth - 1) + ("`- " if look.ascii else "└ ")) if depth else ""
     values = {
-        "gpu": f"{gpu_id}" if mig is None else f"{gpu_id} MIG{mig}",
+        "gpu": d if gpu_id is None else f"{gpu_id}" if mig is None else f"{gpu_id} MIG{mig}",
         "pid": str(p["pid"]),
         "user": p.get("user") or d,
         "workload": p.get("workload") or d,
         "mem": d if mem is None else f"{mem / MIB:.0f}MiB",
         "sm": fmt(p.get("sm_utilization_percent"), "%", missing=d),
         "time": duration(p.get("run_seconds"), d),
-        "command": p.get("name") or d,
+        "command": branch + (p.get("name") or d),
     }
     styles = {"workload": WORKLOAD_STYLES.get(p.get("workload") or "", "")}
     return [

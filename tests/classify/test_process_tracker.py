@@ -218,6 +218,8 @@ def test_fill_keeps_every_source_field(llama_root: Path) -> None:
         "started_at",
         "classification",
         "mig_index",
+        "parent_pid",
+        "parent_name",
     ]
     given = GpuProcess(
         pid=7001,
@@ -227,6 +229,8 @@ def test_fill_keeps_every_source_field(llama_root: Path) -> None:
         kind="compute+graphics",
         user="alice",
         mig_index=3,
+        parent_pid=42,
+        parent_name="srv-parent",
     )
     out, _ = ProcessTracker(llama_root).update(snap(1.0, gpu((given,))))
     assert out.gpus[0].processes is not None
@@ -240,3 +244,13 @@ def test_changed_readings_are_filled_afresh(llama_root: Path) -> None:
     out, _ = tracker.update(snap(2.0, gpu((p(7001, 2 * MiB),))))
     assert out.gpus[0].processes is not None
     assert out.gpus[0].processes[0].gpu_memory_bytes == 2 * MiB
+
+
+def test_parent_from_proc(tmp_path: Path) -> None:
+    """Ollama's runners carry their server as parent; the server's parent (init) is not kept."""
+    root = tmp_path / "proc"
+    shutil.copytree(PROC / "ollama", root, symlinks=True)
+    out, _ = ProcessTracker(root).update(snap(1.0, gpu((p(6001), p(6002), p(6003)))))
+    assert out.gpus[0].processes is not None
+    parents = [(q.pid, q.parent_pid, q.parent_name) for q in out.gpus[0].processes]
+    assert parents == [(6001, None, None), (6002, 6001, "ollama"), (6003, 6001, "ollama")]

@@ -185,6 +185,64 @@ def test_processes_sort_unknown_last_and_filter() -> None:
     assert [p["pid"] for _, p in cells.processes(SNAP, None, 0, False, "p2")] == [2]
 
 
+TREE = {
+    "gpus": [
+        {
+            "gpu_id": 0,
+            "processes": [
+                # An Ollama-like server off the GPUs (pid 10) with two runners, a vLLM-like
+                # engine on the GPU (20) with a worker (21), and a process without a known parent.
+                _proc(11, gpu_memory_bytes=2, parent_pid=10, parent_name="ollama"),
+                _proc(12, gpu_memory_bytes=8, parent_pid=10, parent_name="ollama", user="bob"),
+                _proc(20, gpu_memory_bytes=1, parent_pid=1000, parent_name="bash"),
+                _proc(21, gpu_memory_bytes=9, parent_pid=20, parent_name="p20"),
+                _proc(30, gpu_memory_bytes=5),
+            ],
+        },
+    ]
+}
+
+
+def _tree(gpu: int | None, query: str = "") -> list[tuple[int | None, int, int]]:
+    rows = cells.processes(TREE, gpu, 0, False, query)
+    scope = cells.processes(TREE, gpu, 0, False, "")
+    return [(g, p["pid"], depth) for g, p, depth in cells.process_tree(rows, scope)]
+
+
+def test_process_tree_nests_children_under_their_parents() -> None:
+    # Largest memory first at every level: 21 (9) draws its parent 20's chain where it stands.
+    assert _tree(0) == [
+        (None, 1000, 0),  # 20's parent, on no GPU
+        (0, 20, 1),
+        (0, 21, 2),
+        (None, 10, 0),  # the runners' server, on no GPU, where its first child (12) stood
+        (0, 12, 1),
+        (0, 11, 1),
+        (0, 30, 0),
+    ]
+    # The filter keeps a match's parents: 21 alone still shows under 20 (unfiltered, from scope).
+    assert _tree(0, "p21") == [(0, 20, 0), (0, 21, 1)]
+    assert _tree(0, "bob") == [(None, 10, 0), (0, 12, 1)]
+
+
+def test_process_tree_rows_and_odd_parents() -> None:
+    rows = cells.processes(TREE, 0, 0, False, "")
+    tree = cells.process_tree(rows, rows)
+    cols = cells.process_columns(100)
+    drawn = cells.process_cells(None, tree[3][1], cols, Look())
+    parent = dict(zip((c.key for c in cols), drawn, strict=True))
+    assert parent["pid"].plain.strip() == "10" and parent["command"].plain.strip() == "ollama"
+    assert parent["gpu"].plain.strip() == parent["mem"].plain.strip() == "—"
+    child = cells.process_cells(0, tree[4][1], cols, Look(ascii=True), depth=1)
+    assert child[-1].plain.strip() == "`- p12"
+    deep = cells.process_cells(0, tree[2][1], cols, Look(), depth=2)
+    assert deep[-1].plain.strip() == "└ p21"
+    assert deep[-1].plain.startswith("   ")  # one indent for the level above
+    # Two processes naming each other as parent (a pid reused while read) are still both shown.
+    loop = [(0, _proc(1, parent_pid=2)), (0, _proc(2, parent_pid=1))]
+    assert sorted(p["pid"] for _, p, _ in cells.process_tree(loop, loop)) == [1, 2]
+
+
 def test_session_cells() -> None:
     s = {
         "started_at": "2026-12-05T10:00:00Z",

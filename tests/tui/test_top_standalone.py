@@ -4,6 +4,10 @@ report, MIG devices under their GPU, and says that LLM traffic needs the service
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 from gpm.config import Config
@@ -86,3 +90,52 @@ async def test_rows_equal_the_scenario(fake_nvml_lib: Path, fake_nvml_scenario: 
         assert not app.query_one("#sessions").display
         assert overflowing(app) == []
         await pilot.press("q")
+
+
+PARENT = """
+import subprocess, sys, time
+kids = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"]) for _ in range(2)]
+print(*(k.pid for k in kids), flush=True)
+time.sleep(120)
+"""
+
+
+async def test_tree_puts_runners_under_their_server(
+    fake_nvml_lib: Path, fake_nvml_scenario: Scenario
+) -> None:
+    """Two real processes on a GPU whose parent (like ``ollama serve``) holds no GPU memory: the
+    tree view draws the parent's row with its pid, and both under it."""
+    server = subprocess.Popen(
+        [sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        assert server.stdout is not None
+        runners = [int(pid) for pid in server.stdout.readline().split()]
+        fake_nvml_scenario.set_processes(0, compute=[(runners[0], 2 * GIB), (runners[1], GIB)])
+        fake_nvml_scenario.write()
+        source = NvmlSource(library_path=str(fake_nvml_lib))
+        app = TopApp(StandaloneFeed(Config(), interval=0.2, source=source))
+        async with app.run_test(size=(120, 30)) as pilot:
+            snap = await rendered(app)
+            procs = snap["gpus"][0]["processes"]
+            assert [(p["pid"], p["parent_pid"]) for p in procs] == [
+                (runners[0], server.pid),
+                (runners[1], server.pid),
+            ]
+            assert column(app, "procs", "pid") == [str(pid) for pid in runners]
+            await pilot.press("t")
+            await wait_for_async(lambda: len(cells(app, "procs")) == 3, what="the parent's row")
+            rows = [dict(zip(keys(app, "procs"), r, strict=True)) for r in cells(app, "procs")]
+            parent, first, second = rows
+            assert parent["pid"] == str(server.pid)
+            assert parent["gpu"] == parent["mem"] == "—"  # it is on no GPU
+            assert parent["command"] == procs[0]["parent_name"] != ""
+            assert [first["pid"], second["pid"]] == [str(pid) for pid in runners]  # memory order
+            assert first["command"].startswith("└ ") and second["command"].startswith("└ ")
+            assert "tree (t)" in str(app.query_one("#procs-title").render())
+            await pilot.press("t")
+            await wait_for_async(lambda: len(cells(app, "procs")) == 2, what="the flat list")
+            await pilot.press("q")
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
