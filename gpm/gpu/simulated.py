@@ -23,6 +23,7 @@ HOT_CYCLE = 600.0  # seconds between hot spells of one GPU
 HOT_SPELL = 90.0  # how long a hot spell lasts
 VISITOR_CYCLE = 300.0  # the coming-and-going process is present for the first half of this
 PID_BASE = 4_000_000  # far above any real pid_max default, so never mistaken for a real process
+SERVER_PID = PID_BASE - 1  # the simulated `ollama serve`, parent of the runners on every GPU
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,17 +34,18 @@ class _Proc:
     memory_mib: int
     model: str | None = None
     steam_app_id: int | None = None
+    runner: bool = False  # a runner of the one simulated Ollama server
 
 
 # A fixed cast per GPU (cycled when there are more GPUs than entries).
 _CASTS: tuple[tuple[_Proc, ...], ...] = (
     (
-        _Proc("ollama", Workload.LLM_INFERENCE, "compute", 6200, model="llama3.1:8b"),
+        _Proc("ollama", Workload.LLM_INFERENCE, "compute", 6200, "llama3.1:8b", runner=True),
         _Proc("python train.py", Workload.ML_TRAINING, "compute", 9800),
     ),
     (
         _Proc("game.exe", Workload.GAMING, "graphics", 5400, steam_app_id=1091500),
-        _Proc("ollama", Workload.LLM_INFERENCE, "compute", 2100, model="qwen2:0.5b"),
+        _Proc("ollama", Workload.LLM_INFERENCE, "compute", 2100, "qwen2:0.5b", runner=True),
     ),
     (_Proc("python finetune.py", Workload.ML_TRAINING, "compute", 15800),),
 )
@@ -114,6 +116,8 @@ class SimulatedSource:
                         model=proc.model,
                         steam_app_id=proc.steam_app_id,
                     ),
+                    parent_pid=SERVER_PID if proc.runner else None,
+                    parent_name="ollama" if proc.runner else None,
                 )
             )
         return tuple(procs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gpm.gpu.simulated import PID_BASE, SimulatedSource
+from gpm.gpu.simulated import PID_BASE, SERVER_PID, SimulatedSource
 from gpm.model import Workload
 
 T0 = 1_800_000_000.0
@@ -78,6 +78,9 @@ def test_processes_are_fake_pids_with_preset_classification() -> None:
     assert {Workload.LLM_INFERENCE, Workload.ML_TRAINING, Workload.GAMING} <= workloads
     names = {p.name for g in snap.gpus for p in g.processes or ()}
     assert {"ollama", "python train.py", "game.exe"} <= names
+    # The Ollama runners share one simulated server as parent; nothing else has a parent.
+    parents = {(p.name, p.parent_pid, p.parent_name) for g in snap.gpus for p in g.processes or ()}
+    assert {x for x in parents if x[1] is not None} == {("ollama", SERVER_PID, "ollama")}
 
 
 def test_one_process_comes_and_goes() -> None:
