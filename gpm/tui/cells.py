@@ -300,9 +300,10 @@ def process_tree(
 
     A parent that is itself listed takes its children under its first row; a parent that is not
     (``ollama serve`` holds no GPU memory, its runners do) gets a row of its own, taken from
-    ``scope`` (the same GPUs unfiltered, so a filter keeps a match's parents) or made from the
-    children's ``parent_pid`` and ``parent_name``. A tree stands where its first process in the
-    sort order would; siblings keep that order; a process whose parent is unknown is a tree alone.
+    ``scope`` (the same GPUs unfiltered, so a filter keeps a match's parent, that one's parent and
+    so on) or made from the children's ``parent_pid`` and ``parent_name``. A tree stands where
+    its first process in the sort order would; siblings keep that order; a process whose parent
+    is unknown is a tree alone.
     """
     rank: dict[int, int] = {}
     listed: dict[int, tuple[int | None, Json]] = {}
@@ -312,16 +313,23 @@ def process_tree(
     everywhere = {p["pid"]: (gpu_id, p) for gpu_id, p in reversed(scope)}
     children: dict[int, list[tuple[int | None, Json]]] = {}
     roots: list[tuple[int | None, Json]] = []
-    for gpu_id, p in rows:
-        ppid = p.get("parent_pid")
-        if ppid is None or ppid == p["pid"]:
-            roots.append((gpu_id, p))
-            continue
-        children.setdefault(ppid, []).append((gpu_id, p))
-        if ppid not in listed:
-            parent = everywhere.get(ppid) or (None, {"pid": ppid, "name": p.get("parent_name")})
-            listed[ppid] = parent
-            roots.append(parent)
+    for given in rows:
+        gpu_id, p = given
+        while True:  # up the chain of parents, until one is already listed or is a root
+            ppid = p.get("parent_pid")
+            if ppid is None or ppid == p["pid"]:
+                roots.append((gpu_id, p))
+                break
+            children.setdefault(ppid, []).append((gpu_id, p))
+            if ppid in listed:
+                break
+            parent = everywhere.get(ppid)
+            if parent is None:  # off these GPUs: a row made from what its child knows of it
+                listed[ppid] = (None, {"pid": ppid, "name": p.get("parent_name")})
+                roots.append(listed[ppid])
+                break
+            listed[ppid] = parent  # filtered out, kept as a match's parent (and so on up)
+            gpu_id, p = parent
     placed: set[tuple[int | None, int]] = set()
     expanded: set[int] = set()
 

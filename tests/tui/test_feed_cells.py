@@ -203,9 +203,11 @@ TREE = {
 }
 
 
-def _tree(gpu: int | None, query: str = "") -> list[tuple[int | None, int, int]]:
-    rows = cells.processes(TREE, gpu, 0, False, query)
-    scope = cells.processes(TREE, gpu, 0, False, "")
+def _tree(
+    gpu: int | None, query: str = "", reverse: bool = False
+) -> list[tuple[int | None, int, int]]:
+    rows = cells.processes(TREE, gpu, 0, reverse, query)
+    scope = cells.processes(TREE, gpu, 0, reverse, "")
     return [(g, p["pid"], depth) for g, p, depth in cells.process_tree(rows, scope)]
 
 
@@ -220,8 +222,20 @@ def test_process_tree_nests_children_under_their_parents() -> None:
         (0, 11, 1),
         (0, 30, 0),
     ]
-    # The filter keeps a match's parents: 21 alone still shows under 20 (unfiltered, from scope).
-    assert _tree(0, "p21") == [(0, 20, 0), (0, 21, 1)]
+    # Reversed (smallest first), within each level too: the runners 11 (2) then 12 (8).
+    assert _tree(0, reverse=True) == [
+        (None, 1000, 0),
+        (0, 20, 1),
+        (0, 21, 2),
+        (None, 10, 0),
+        (0, 11, 1),
+        (0, 12, 1),
+        (0, 30, 0),
+    ]
+    # The filter keeps a match's parents: 21 alone still shows under 20 (unfiltered, from scope)
+    # and 20 under its own parent, as without the filter.
+    assert _tree(0, "p21") == [(None, 1000, 0), (0, 20, 1), (0, 21, 2)]
+    assert _tree(0, "p20") == [(None, 1000, 0), (0, 20, 1)]
     assert _tree(0, "bob") == [(None, 10, 0), (0, 12, 1)]
 
 
