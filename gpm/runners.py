@@ -12,12 +12,13 @@ from collections.abc import Callable
 from typing import Any
 
 from gpm.api.app import ApiContext, create_app
+from gpm.api.server import serve_api
 from gpm.api.stream import Broadcaster
 from gpm.config import LoadedConfig
 from gpm.fleet import fleet_cache
 from gpm.lock import AlreadyRunning, DataDirLock
 from gpm.net import bind_sockets
-from gpm.service import SHUTDOWN_TIMEOUT, Service, StartupError, serve_api
+from gpm.service import SHUTDOWN_TIMEOUT, Service, StartupError
 from gpm.storage.queries import Queries
 
 log = logging.getLogger("gpm.service")
@@ -81,7 +82,7 @@ def run_server(loaded: LoadedConfig) -> int:
         a = cfg.api
         socks = bind_sockets(a.host, [a.port, a.dashboard_port], "API")
         ctx = ApiContext(config=cfg, queries=queries, hub=hub, fleet=fleet_cache(cfg))
-        server = serve_api(create_app(ctx), socks)
+        server = serve_api(create_app(ctx))
         task = asyncio.create_task(server.serve(sockets=socks))
         log.info(
             "gpm-server: dashboard at http://%s:%d/ reading %s", a.host, a.port, cfg.database_path

@@ -13,21 +13,18 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import socket
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable
 from typing import Any
-
-import uvicorn
 
 from gpm import __version__
 from gpm.alerts.engine import AlertEngine, gpu_label
 from gpm.api.app import ApiContext, create_app
+from gpm.api.server import serve_api
 from gpm.api.stream import Broadcaster
 from gpm.classify import read_and_classify
 from gpm.classify.tracker import ProcessTracker
-from gpm.config import Config
 from gpm.energy.meter import EnergyMeter
 from gpm.energy.placement import SessionPlacement, local_port
 from gpm.energy.waste import WasteWatch
@@ -36,17 +33,18 @@ from gpm.fleet import fleet_cache
 from gpm.gpu import open_gpu_source
 from gpm.gpu.base import DriverInfo, EnergyReader, GpuSource
 from gpm.health import HealthWatch
+from gpm.llm.recorder import SessionRecorder
 from gpm.model import (
     Alert,
     GpuEvent,
     HostInfo,
-    LlmSession,
     LoadedModel,
     ModelEvent,
     ProcessEvent,
     Snapshot,
 )
 from gpm.net import bind_sockets
+from gpm.config import Config
 from gpm.state import LiveState
 from gpm.storage.db import DatabaseError
 from gpm.storage.queries import Queries
@@ -59,14 +57,6 @@ SHUTDOWN_TIMEOUT = 5.0
 
 class StartupError(UserError):
     """The service cannot start at all (lock held, database unusable, a port in use)."""
-
-
-class _ApiServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the service owns SIGTERM/SIGINT."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 class Service:
@@ -88,7 +78,6 @@ class Service:
         self.ready = asyncio.Event()
         self._stoppers: list[Callable[[], Any]] = []  # sync or async, run in reverse order
         self._tasks: list[asyncio.Task[None]] = []
-        self._session_tasks: set[asyncio.Task[None]] = set()  # sessions being metered
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -115,7 +104,12 @@ class Service:
         self.waste = WasteWatch(cfg.energy.idle_minutes)
         self.health = HealthWatch()
         self.alerts = AlertEngine(cfg.alerts)
-        self._session_sinks: list[Callable[[LlmSession], None]] = [self.writer.add_session]
+        self.sessions = SessionRecorder(
+            self.energy,
+            lambda: self.state.snapshot,
+            self.state.health.errors,
+            sinks=[self.writer.add_session],
+        )
         self._gpu_event_sinks: list[Callable[[GpuEvent], None]] = [
             self.writer.add_gpu_event,
             self.health.note,
@@ -223,7 +217,7 @@ class Service:
         )
         exporter.start()
         self._stoppers.append(exporter.stop)
-        self._session_sinks.append(exporter.observe_session)
+        self.sessions.sinks.append(exporter.observe_session)
         self._gpu_event_sinks.append(exporter.observe_gpu_event)
         log.info("Prometheus metrics at http://%s:%d/metrics", t.metrics_host, exporter.port)
 
@@ -241,7 +235,7 @@ class Service:
         )
         exporter.start()
         self._stoppers.append(exporter.stop)
-        self._session_sinks.append(exporter.observe_session)
+        self.sessions.sinks.append(exporter.observe_session)
 
     async def _start_llm(self) -> None:
         from gpm.llm.proxy import LlmProxy
@@ -262,8 +256,8 @@ class Service:
                 backend_url,
                 o.proxy_host,
                 o.proxy_port,
-                on_session=self._on_session,
-                on_start=self._on_session_start,
+                on_session=self.sessions.finished,
+                on_start=self.sessions.started,
                 store_prompts=o.store_prompts,
                 logger=logging.getLogger("gpm.proxy"),
             )
@@ -304,7 +298,7 @@ class Service:
             clock=self.clock,
             fleet=fleet_cache(self.config),
         )
-        server = serve_api(create_app(ctx), socks)
+        server = serve_api(create_app(ctx))
         self._tasks.append(asyncio.create_task(server.serve(sockets=socks), name="api"))
         self._stoppers.append(lambda: setattr(server, "should_exit", True))
         log.info(
@@ -324,9 +318,9 @@ class Service:
                     await asyncio.to_thread(stop)
             except Exception as exc:
                 log.warning("error while stopping: %s", exc)
-        for tasks in (self._session_tasks, self._tasks):
-            if tasks:
-                await asyncio.wait(tasks, timeout=SHUTDOWN_TIMEOUT)
+        await self.sessions.drain(SHUTDOWN_TIMEOUT)
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=SHUTDOWN_TIMEOUT)
         with contextlib.suppress(Exception):
             self.writer.add_process_events(self.tracker.close(now))
         await asyncio.to_thread(self.writer.close, SHUTDOWN_TIMEOUT)
@@ -437,39 +431,7 @@ class Service:
                 self.state.health.errors["archive"] += 1
                 log.error("retention/archival failed, nothing deleted: %s", exc)
 
-    # -- LLM callbacks -------------------------------------------------------------------------
-
-    def _on_session_start(self, session: LlmSession) -> None:
-        self._spawn(self.energy.session_started(session, self.state.snapshot))
-
-    def _on_session(self, session: LlmSession) -> None:
-        """A finished session: its energy is read, then every sink gets it."""
-        self._spawn(self._record_session(session))
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._session_tasks.add(task)
-        task.add_done_callback(self._session_done)
-
-    def _session_done(self, task: asyncio.Task[None]) -> None:
-        self._session_tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self.state.health.errors["energy"] += 1
-            log.warning("metering an LLM session's energy failed: %s", task.exception())
-
-    async def _record_session(self, session: LlmSession) -> None:
-        try:
-            await self.energy.session_finished(session)
-        finally:  # recorded even when its energy could not be read
-            self._deliver_session(session)
-
-    def _deliver_session(self, session: LlmSession) -> None:
-        for sink in self._session_sinks:
-            try:
-                sink(session)
-            except Exception as exc:
-                self.state.health.errors["session_sink"] += 1
-                log.warning("recording an LLM session failed: %s", exc)
+    # -- LLM backend ---------------------------------------------------------------------------
 
     def _on_models(
         self,
@@ -488,15 +450,3 @@ class Service:
 def instance_id(cfg: Config) -> str:
     """A stable id for this GPM (its host and data directory): OTLP's service.instance.id."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"gpm://{cfg.host_name}{cfg.service.data_dir}"))
-
-
-def serve_api(app: Any, socks: list[socket.socket]) -> _ApiServer:
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        lifespan="off",
-        access_log=False,
-        timeout_graceful_shutdown=2,
-        proxy_headers=False,
-    )
-    return _ApiServer(config)
