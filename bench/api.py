@@ -89,7 +89,7 @@ def serve(db: Path, now: float, port: int) -> None:
 
     from gpm.api.app import ApiContext, create_app
     from gpm.api.stream import Broadcaster
-    from gpm.config import Config, ServiceConfig, StorageConfig
+    from gpm.settings import Config, ServiceConfig, StorageConfig
     from gpm.storage.queries import Queries
 
     cfg = Config(

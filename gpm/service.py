@@ -44,7 +44,7 @@ from gpm.model import (
     Snapshot,
 )
 from gpm.net import bind_sockets
-from gpm.config import Config
+from gpm.settings import Config
 from gpm.state import LiveState
 from gpm.storage.db import DatabaseError
 from gpm.storage.queries import Queries

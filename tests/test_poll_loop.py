@@ -8,7 +8,10 @@ import time
 from itertools import pairwise
 from pathlib import Path
 
-from gpm.config import (
+from gpm.gpu.simulated import SimulatedSource
+from gpm.model import Snapshot
+from gpm.service import Service
+from gpm.settings import (
     AlertsConfig,
     ApiConfig,
     Config,
@@ -17,9 +20,6 @@ from gpm.config import (
     StorageConfig,
     TelemetryConfig,
 )
-from gpm.gpu.simulated import SimulatedSource
-from gpm.model import Snapshot
-from gpm.service import Service
 
 INTERVAL = 0.25
 

@@ -22,11 +22,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from gpm.config import AlertsConfig
 from gpm.energy.waste import IdleWaste
 from gpm.gpu import clock_events
 from gpm.gpu.xid import describe as describe_xid
 from gpm.model import Alert, GpuEvent, GpuSample, Snapshot
+from gpm.settings import AlertsConfig
 from gpm.state import Health
 
 _REASON_TEXT = {

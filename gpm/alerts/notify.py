@@ -17,8 +17,8 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from gpm.config import AlertsConfig
 from gpm.model import Alert
+from gpm.settings import AlertsConfig
 from gpm.timefmt import to_rfc3339
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from fastapi import Depends, HTTPException, Query, Request
 
 from gpm.api import schemas
 from gpm.api.stream import Broadcaster
-from gpm.config import Config
+from gpm.settings import Config
 
 if TYPE_CHECKING:
     from gpm.fleet.view import FleetCache

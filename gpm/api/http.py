@@ -15,8 +15,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gpm.api.routers.gpus import STREAM_PATH
-from gpm.config import Config
 from gpm.net import is_loopback
+from gpm.settings import Config
 
 
 class HeadAsGet:

@@ -13,8 +13,8 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 
 from gpm.classify.facts import ProcessFacts
-from gpm.config import ClassifierRule
 from gpm.model import Classification, Workload
+from gpm.settings import ClassifierRule
 
 _Rule = Callable[[ProcessFacts], Classification | None]
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from gpm.classify.facts import PROC, ExitWatch, read_facts
 from gpm.classify.rules import classify
-from gpm.config import ClassifierRule
 from gpm.model import Classification, GpuProcess, GpuSample, ProcessEvent, Snapshot
+from gpm.settings import ClassifierRule
 
 
 @dataclass(slots=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from gpm.config import Config
     from gpm.fleet.view import FleetCache
+    from gpm.settings import Config
 
 
 def fleet_cache(cfg: Config) -> FleetCache | None:

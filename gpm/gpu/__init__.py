@@ -16,7 +16,7 @@ from gpm.gpu.base import GpuSource
 from gpm.model import Snapshot
 
 if TYPE_CHECKING:
-    from gpm.config import GpuConfig
+    from gpm.settings import GpuConfig
 
 __all__ = ["GpuSource", "NoGpuSource", "open_gpu_source"]
 

@@ -24,8 +24,8 @@ from gpm.timefmt import parse_rfc3339
 if TYPE_CHECKING:
     import aiohttp
 
-    from gpm.config import ApiConfig, Config
     from gpm.gpu.base import GpuSource
+    from gpm.settings import ApiConfig, Config
 
 Json = dict[str, Any]
 Publish = Callable[["Frame"], None]

@@ -6,8 +6,8 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from gpm.alerts.engine import AlertEngine
-from gpm.config import AlertsConfig
 from gpm.model import Alert, GpuSample, Snapshot
+from gpm.settings import AlertsConfig
 from gpm.state import Health
 
 GIB = 1024**3

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from gpm.alerts.notify import Notifier
-from gpm.config import AlertsConfig
 from gpm.model import Alert
+from gpm.settings import AlertsConfig
 from tests.conftest import free_port, wait_for_async
 from tests.fakes.fake_command import calls_of
 from tests.fakes.fake_desktop_notify import fake_desktop_tool

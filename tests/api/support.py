@@ -17,7 +17,6 @@ from fastapi import FastAPI
 
 from gpm.api.app import ApiContext
 from gpm.api.stream import Broadcaster
-from gpm.config import ApiConfig, Config, ServiceConfig, StorageConfig
 from gpm.model import (
     Alert,
     Classification,
@@ -31,6 +30,7 @@ from gpm.model import (
     Snapshot,
     Workload,
 )
+from gpm.settings import ApiConfig, Config, ServiceConfig, StorageConfig
 from gpm.storage.archive import run_retention
 from gpm.storage.queries import Queries
 from gpm.storage.writer import Writer

@@ -14,7 +14,6 @@ import pytest
 
 from gpm.api.app import ApiContext, create_app
 from gpm.api.stream import Broadcaster
-from gpm.config import ApiConfig, Config, ServiceConfig, StorageConfig
 from gpm.model import (
     Alert,
     Classification,
@@ -27,6 +26,7 @@ from gpm.model import (
     Snapshot,
     Workload,
 )
+from gpm.settings import ApiConfig, Config, ServiceConfig, StorageConfig
 from gpm.state import LiveState
 from gpm.storage.queries import Queries
 from gpm.storage.writer import Writer

@@ -8,8 +8,8 @@ import pytest
 
 from gpm.classify.facts import ProcessFacts, read_facts
 from gpm.classify.rules import classify, container_of, model_name
-from gpm.config import ClassifierRule
 from gpm.model import Classification, Workload
+from gpm.settings import ClassifierRule
 
 PROC = Path(__file__).parent.parent / "fixtures" / "proc"
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from gpm.classify.tracker import ProcessTracker
-from gpm.config import ClassifierRule
 from gpm.model import Classification, GpuProcess, GpuSample, ProcessEvent, Snapshot, Workload
+from gpm.settings import ClassifierRule
 from tests.fakes.fake_workloads import fake_torch, spawn, stop
 
 PROC = Path(__file__).parent.parent / "fixtures" / "proc"

@@ -4,7 +4,6 @@ holds it and the energy it used meanwhile, and alerted on until it works or lets
 from __future__ import annotations
 
 from gpm.alerts.engine import AlertEngine
-from gpm.config import AlertsConfig
 from gpm.energy.ledger import EnergyRead, Ledger
 from gpm.energy.waste import WasteWatch
 from gpm.model import (
@@ -15,6 +14,7 @@ from gpm.model import (
     Snapshot,
     Workload,
 )
+from gpm.settings import AlertsConfig
 
 OLLAMA = GpuProcess(
     4242, "ollama", 6 << 30, classification=Classification(Workload.LLM_INFERENCE, "cmdline")

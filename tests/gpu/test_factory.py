@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from gpm.config import GpuConfig
 from gpm.gpu import NoGpuSource, open_gpu_source
 from gpm.gpu.simulated import SimulatedSource
 from gpm.gpu.smi import SmiSource
+from gpm.settings import GpuConfig
 from tests.fakes.fake_nvidia_smi import ONE_GPU, fake_nvidia_smi
 
 LOGGER = "test.gpu.factory"

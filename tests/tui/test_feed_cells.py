@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gpm.config import ApiConfig, Config, LoadedConfig
+from gpm.config import LoadedConfig
+from gpm.settings import ApiConfig, Config
 from gpm.tui import cells, choose_feed, draw
 from gpm.tui.draw import Look
 from gpm.tui.feed import (

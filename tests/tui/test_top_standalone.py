@@ -10,8 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gpm.config import Config
 from gpm.gpu.nvml import NvmlSource
+from gpm.settings import Config
 from gpm.tui.app import TopApp
 from gpm.tui.feed import NO_SERVICE_LLM, StandaloneFeed
 from tests.conftest import wait_for_async
