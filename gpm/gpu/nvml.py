@@ -40,6 +40,11 @@ _PROCESS_LISTS = (
 )
 
 
+# A GPU whose read is still out is shown with its previous reading this long at most, then as
+# not answering: a hung driver call must not pass its last values off as live.
+STALE_AFTER_SECS = 10.0
+
+
 class _GpuDown(Exception):
     """A lifecycle error on one GPU; the message is the sample's ``error``."""
 
@@ -168,11 +173,11 @@ class NvmlSource:
         After a GPU or the driver is lost, NVML is restarted on the next poll and then at most
         every ``retry_secs`` (of poll time) while anything stays down, since a restart is slow.
         GPUs are read concurrently, each in a worker thread; a GPU whose reading takes longer
-        than ``read_timeout`` seconds is reported with its previous reading (or as not
-        answering) so that it cannot hold up the others, and is not asked again until it
-        answers. ``pcie_throughput`` False leaves out the PCIe throughput counters, which NVML
-        samples for about 20 ms per direction. Raises NvmlUnavailable when NVML cannot start at
-        all.
+        than ``read_timeout`` seconds is reported with its previous reading (up to
+        ``STALE_AFTER_SECS`` old; else as not answering) so that it cannot hold up the others,
+        and is not asked again until it answers. ``pcie_throughput`` False leaves out the PCIe
+        throughput counters, which NVML samples for about 20 ms per direction. Raises
+        NvmlUnavailable when NVML cannot start at all.
         """
         self._pcie = pcie_throughput
         self._library_path = library_path or None
@@ -269,8 +274,12 @@ class NvmlSource:
                 self._last[dev.index] = reading.result()
                 samples.append(self._last[dev.index])
             else:
-                silent = f"NVML has not answered for this GPU within {self._read_timeout:g} s"
-                samples.append(self._last.get(dev.index) or _down(dev, now, silent))
+                last = self._last.get(dev.index)
+                if last is not None and now - last.timestamp <= STALE_AFTER_SECS:
+                    samples.append(last)
+                else:
+                    silent = f"NVML has not answered for this GPU within {self._read_timeout:g} s"
+                    samples.append(_down(dev, now, silent))
         return samples
 
     def close(self) -> None:

@@ -13,7 +13,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from gpm.gpu.nvml import NvmlSource
+from gpm.gpu.nvml import STALE_AFTER_SECS, NvmlSource
 from tests.conftest import GpmProcess, get_json, wait_for
 from tests.fakes.fake_nvml import Scenario
 
@@ -67,6 +67,9 @@ def test_a_hung_gpu_does_not_hold_up_the_others(
         # While GPU 1's read is still out, the next poll does not pile another one on it.
         _, again = timed_poll(source, 3.0)
         assert again[1] is before[1]
+        # Past STALE_AFTER_SECS its last values are no longer passed off as live.
+        _, later = timed_poll(source, 1.0 + STALE_AFTER_SECS + 1)
+        assert not later[1].up and "has not answered" in (later[1].error or "")  # type: ignore[attr-defined]
     finally:
         source.close()
 
